@@ -1,0 +1,27 @@
+// SPDX-License-Identifier: MPL-2.0
+
+//! GStreamer elements for VDO.Ninja.
+//!
+//! The protocol itself lives in [`protocol`]: pure types and state machines that need neither
+//! sockets nor GStreamer, so that tests can drive them directly.
+
+pub mod protocol;
+pub mod server;
+
+use gst::glib;
+
+fn plugin_init(_plugin: &gst::Plugin) -> Result<(), glib::BoolError> {
+    Ok(())
+}
+
+gst::plugin_define!(
+    vdoninja,
+    env!("CARGO_PKG_DESCRIPTION"),
+    plugin_init,
+    concat!(env!("CARGO_PKG_VERSION"), "-", env!("COMMIT_ID")),
+    "MPL",
+    env!("CARGO_PKG_NAME"),
+    env!("CARGO_PKG_NAME"),
+    env!("CARGO_PKG_REPOSITORY"),
+    env!("BUILD_REL_DATE")
+);

@@ -1,0 +1,581 @@
+// SPDX-License-Identifier: MPL-2.0
+
+//! The signaling state machine.
+//!
+//! One [`Machine`] serves one signaling socket: a publisher (`vdoninjasink`), a viewer of one
+//! stream, or a room recorder (`vdoninjasrc`), or several of these at once. It is fed
+//! [`Input`]s (text from the server or from a peer's data channel, and local events reported by
+//! the webrtcbin side) and answers with [`Output`]s: text to send, actions on peers, events for
+//! the application. It never does I/O and never reads the clock: every call gets `now`.
+//!
+//! Contract with the I/O side, per peer:
+//! * [`Output::CreatePeer`]: create a webrtcbin. For [`Role::Publisher`] create the data channel
+//!   `sendChannel` before the offer.
+//! * [`Output::CreateOffer`]: create an offer (with ICE restart if asked), set it as local
+//!   description, then report [`Input::LocalDescription`].
+//! * [`Output::SetRemoteDescription`]: apply it and report [`Input::RemoteDescriptionApplied`]; if
+//!   it was an offer, then also create the answer, set it locally and report
+//!   [`Input::LocalDescription`].
+//! * report every gathered candidate ([`Input::LocalCandidate`]), data-channel open and text
+//!   ([`Input::DataChannelOpen`], [`Input::DataChannelText`]) and connection state changes
+//!   ([`Input::PeerState`]); feed [`Input::Tick`] about once a second.
+
+mod inbound;
+mod peers;
+mod publisher;
+mod transport;
+mod viewer;
+
+#[cfg(test)]
+mod tests;
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use crate::protocol::crypto::{Crypto, sanitize_room, sanitize_stream_id};
+use crate::protocol::ice_queue::{IceQueue, IceQueueLimits};
+use crate::protocol::message::{AlertLevel, IceCandidate, Object, SessionDescription};
+use crate::protocol::routing::{Router, RoutingMode, random_client_uuid};
+
+pub use peers::{Peer, PeerId, PeerState, Role};
+
+/// What to view.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum View {
+    #[default]
+    Nothing,
+    /// One stream (plain ID).
+    Stream(String),
+    /// Every stream of the configured room; `Some` filters by plain stream ID.
+    Room(Option<Vec<String>>),
+}
+
+/// How a viewer asks for media (§6.4).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ViewOptions {
+    pub audio: bool,
+    pub video: bool,
+    /// kbps.
+    pub bitrate: Option<u32>,
+    pub video_codec: Option<String>,
+}
+
+impl Default for ViewOptions {
+    fn default() -> Self {
+        Self {
+            audio: true,
+            video: true,
+            bitrate: None,
+            video_codec: None,
+        }
+    }
+}
+
+/// Timers (§2.5(b), §2.5(d), §6.6). The defaults follow the reference clients.
+#[derive(Debug, Clone)]
+pub struct Timing {
+    /// Delays between re-`play`s while no offer arrives: the last one repeats.
+    pub play_retry: Vec<Duration>,
+    /// Re-`play` this long after a wanted stream's peer closed.
+    pub replay_after_close: Duration,
+    /// Our data-channel ping period.
+    pub ping_interval: Duration,
+    /// A peer whose data channel is silent this long is closed.
+    pub silence_timeout: Duration,
+    /// A peer that never connects is closed after this long.
+    pub connect_timeout: Duration,
+    /// Grace for `disconnected` before closing (publisher; viewers use half).
+    pub disconnected_grace: Duration,
+    /// Grace for `failed` (after an ICE restart on the publisher side).
+    pub failed_grace: Duration,
+    /// Re-`seed` after an "already in use" alert this long later (doubling).
+    pub reseed_after: Duration,
+}
+
+impl Timing {
+    /// How long a peer may stay `disconnected`/`failed` before it is closed (§8.6: the web app's
+    /// publisher waits 10 s, its viewer 5 s).
+    pub fn grace(&self, role: Role, state: PeerState) -> Duration {
+        match (role, state) {
+            (Role::Publisher, PeerState::Failed) => self.failed_grace,
+            (Role::Publisher, _) => self.disconnected_grace,
+            (Role::Viewer, _) => self.disconnected_grace / 2,
+        }
+    }
+}
+
+impl Default for Timing {
+    fn default() -> Self {
+        Self {
+            play_retry: vec![
+                Duration::from_secs(15),
+                Duration::from_secs(45),
+                Duration::from_secs(180),
+            ],
+            replay_after_close: Duration::from_secs(5),
+            ping_interval: Duration::from_secs(3),
+            silence_timeout: Duration::from_secs(30),
+            connect_timeout: Duration::from_secs(40),
+            disconnected_grace: Duration::from_secs(10),
+            failed_grace: Duration::from_secs(10),
+            reseed_after: Duration::from_secs(5),
+        }
+    }
+}
+
+/// Everything a [`Machine`] needs to know up front.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub mode: RoutingMode,
+    pub crypto: Crypto,
+    /// Room name as the user gave it.
+    pub room: Option<String>,
+    /// Stream ID to publish, as the user gave it.
+    pub publish: Option<String>,
+    pub view: View,
+    pub view_options: ViewOptions,
+    /// Our label, sent in `info`.
+    pub label: Option<String>,
+    /// Viewers beyond this many are refused.
+    pub max_viewers: Option<usize>,
+    /// Our UUID on fan-out servers; random when `None`.
+    pub client_uuid: Option<String>,
+    pub ice_limits: IceQueueLimits,
+    pub timing: Timing,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            mode: RoutingMode::Official,
+            crypto: Crypto::new(None, crate::protocol::crypto::DEFAULT_SALT),
+            room: None,
+            publish: None,
+            view: View::Nothing,
+            view_options: ViewOptions::default(),
+            label: None,
+            max_viewers: None,
+            client_uuid: None,
+            ice_limits: IceQueueLimits::default(),
+            timing: Timing::default(),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum ConfigError {
+    #[error("the stream ID {0:?} has no usable characters (A-Z, a-z, 0-9, _)")]
+    BadStreamId(String),
+    #[error("the room name {0:?} has no usable characters (A-Z, a-z, 0-9, _)")]
+    BadRoom(String),
+    #[error("receiving a whole room needs a room name")]
+    RoomViewWithoutRoom,
+    #[error("nothing to do: neither a stream to publish nor anything to view")]
+    NothingToDo,
+}
+
+/// What the machine is told.
+#[derive(Debug, Clone)]
+pub enum Input {
+    /// The signaling socket is (again) open.
+    Connected,
+    /// The signaling socket closed; peers live on.
+    Disconnected,
+    /// A text frame from the signaling server.
+    ServerText(String),
+    /// A text message on a peer's data channel.
+    DataChannelText {
+        peer: PeerId,
+        text: String,
+    },
+    DataChannelOpen {
+        peer: PeerId,
+    },
+    DataChannelClosed {
+        peer: PeerId,
+    },
+    /// Our offer or answer is set as local description.
+    LocalDescription {
+        peer: PeerId,
+        sdp: SessionDescription,
+    },
+    LocalCandidate {
+        peer: PeerId,
+        candidate: IceCandidate,
+    },
+    RemoteDescriptionApplied {
+        peer: PeerId,
+    },
+    PeerState {
+        peer: PeerId,
+        state: PeerState,
+    },
+    /// Something on the media side failed for this peer: close it alone.
+    PeerError {
+        peer: PeerId,
+        message: String,
+    },
+    /// Ask the publisher of a peer for a key frame (viewer side).
+    RequestKeyframe {
+        peer: PeerId,
+    },
+    /// Timers.
+    Tick,
+    /// Say goodbye to every peer.
+    Shutdown,
+}
+
+/// Why a peer is closed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CloseReason {
+    /// The remote side said `bye` (or the server sent `cleanup`).
+    Bye,
+    /// A newer connection for the same viewer or stream replaced it.
+    Replaced,
+    /// ICE/DTLS failed or stayed disconnected.
+    ConnectionLost,
+    /// The data channel stayed silent.
+    Silent,
+    /// It never connected.
+    ConnectTimeout,
+    /// Its media elements failed.
+    Error(String),
+    /// We shut down.
+    Shutdown,
+}
+
+/// Log levels of [`Output::Log`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogLevel {
+    Debug,
+    Info,
+    Warning,
+}
+
+/// Application-facing events.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Event {
+    /// A viewer asked for media (`audio`/`video` gate what it gets; absent = unchanged).
+    MediaRequest {
+        peer: PeerId,
+        audio: Option<bool>,
+        video: Option<bool>,
+    },
+    /// A viewer's bitrate cap in kbps; `None` = back to our own target.
+    VideoBitrateRequest {
+        peer: PeerId,
+        kbps: Option<u32>,
+    },
+    AudioBitrateRequest {
+        peer: PeerId,
+        kbps: Option<u32>,
+    },
+    KeyframeRequest {
+        peer: PeerId,
+    },
+    /// The remote side's `info` (label and whatever else it sent).
+    PeerInfo {
+        peer: PeerId,
+        label: Option<String>,
+    },
+    /// A viewer was refused because of `max_viewers`.
+    ViewerRefused {
+        uuid: String,
+    },
+    /// An `alert`/`error`/`warn` from the server.
+    ServerAlert {
+        level: AlertLevel,
+        message: String,
+        code: Option<String>,
+    },
+    /// Something the user should know and can fix (e.g. a wrong password).
+    Warning(String),
+}
+
+/// What the machine asks for.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Output {
+    /// A text frame for the signaling server.
+    Send(String),
+    /// A text message for a peer's data channel.
+    SendData {
+        peer: PeerId,
+        text: String,
+    },
+    CreatePeer {
+        peer: PeerId,
+        role: Role,
+        uuid: String,
+        session: Option<String>,
+        /// Plain stream ID (ours as publisher, the remote one as viewer).
+        stream_id: Option<String>,
+    },
+    CreateOffer {
+        peer: PeerId,
+        ice_restart: bool,
+    },
+    SetRemoteDescription {
+        peer: PeerId,
+        sdp: SessionDescription,
+    },
+    AddCandidates {
+        peer: PeerId,
+        candidates: Vec<IceCandidate>,
+    },
+    ClosePeer {
+        peer: PeerId,
+        reason: CloseReason,
+    },
+    Event(Event),
+    Log {
+        level: LogLevel,
+        message: String,
+    },
+}
+
+/// A stream we want to view, keyed by its wire ID.
+#[derive(Debug, Clone)]
+struct Want {
+    plain: String,
+    /// Asked for by name (retry until it comes), rather than found in a room.
+    explicit: bool,
+    /// A peer delivers it.
+    satisfied: bool,
+    next_play: Option<Instant>,
+    attempts: usize,
+    warned: bool,
+}
+
+/// The state machine. See the module documentation.
+#[derive(Debug)]
+pub struct Machine {
+    cfg: Config,
+    router: Router,
+    wire_room: Option<String>,
+    /// (plain, wire) stream ID we publish.
+    publish: Option<(String, String)>,
+    connected: bool,
+    in_room: bool,
+    seeded: bool,
+    /// After an "already in use" alert: when to seed again, and the delay used.
+    reseed_at: Option<Instant>,
+    reseed_delay: Option<Duration>,
+    peers: peers::PeerTable,
+    ice: IceQueue,
+    wants: HashMap<String, Want>,
+    /// Plain stream IDs of UUIDs seen in listings and announcements.
+    uuid_streams: HashMap<String, String>,
+    next_peer: u64,
+    ping_seq: u64,
+    out: Vec<Output>,
+}
+
+impl Machine {
+    pub fn new(cfg: Config) -> Result<Self, ConfigError> {
+        let wire_room = match &cfg.room {
+            Some(r) => Some(
+                cfg.crypto
+                    .wire_room_id(r)
+                    .ok_or_else(|| ConfigError::BadRoom(r.clone()))?,
+            ),
+            None => None,
+        };
+        let publish = match &cfg.publish {
+            Some(s) => {
+                let plain =
+                    sanitize_stream_id(s).ok_or_else(|| ConfigError::BadStreamId(s.clone()))?;
+                let wire = cfg
+                    .crypto
+                    .wire_stream_id(&plain)
+                    .ok_or_else(|| ConfigError::BadStreamId(s.clone()))?;
+                Some((plain, wire))
+            }
+            None => None,
+        };
+        let mut wants = HashMap::new();
+        match &cfg.view {
+            View::Nothing if publish.is_none() => return Err(ConfigError::NothingToDo),
+            View::Nothing => {}
+            View::Stream(s) => {
+                let plain =
+                    sanitize_stream_id(s).ok_or_else(|| ConfigError::BadStreamId(s.clone()))?;
+                let wire = cfg
+                    .crypto
+                    .wire_stream_id(&plain)
+                    .ok_or_else(|| ConfigError::BadStreamId(s.clone()))?;
+                wants.insert(
+                    wire,
+                    Want {
+                        plain,
+                        explicit: true,
+                        satisfied: false,
+                        next_play: None,
+                        attempts: 0,
+                        warned: false,
+                    },
+                );
+            }
+            View::Room(_) if wire_room.is_none() => return Err(ConfigError::RoomViewWithoutRoom),
+            View::Room(_) => {}
+        }
+        let uuid = cfg.client_uuid.clone().unwrap_or_else(random_client_uuid);
+        let mut router = Router::new(cfg.mode, uuid);
+        router.set_room(wire_room.clone());
+        let ice = IceQueue::new(cfg.ice_limits);
+        Ok(Self {
+            cfg,
+            router,
+            wire_room,
+            publish,
+            connected: false,
+            in_room: false,
+            seeded: false,
+            reseed_at: None,
+            reseed_delay: None,
+            peers: peers::PeerTable::default(),
+            ice,
+            wants,
+            uuid_streams: HashMap::new(),
+            next_peer: 1,
+            ping_seq: 0,
+            out: Vec::new(),
+        })
+    }
+
+    /// Feeds one input; returns what to do, in order.
+    pub fn handle(&mut self, input: Input, now: Instant) -> Vec<Output> {
+        match input {
+            Input::Connected => self.on_connected(now),
+            Input::Disconnected => {
+                self.connected = false;
+                self.in_room = false;
+                self.seeded = false;
+            }
+            Input::ServerText(text) => self.on_server_text(&text, now),
+            Input::DataChannelText { peer, text } => self.on_data_channel_text(peer, &text, now),
+            Input::DataChannelOpen { peer } => self.on_data_channel_open(peer, now),
+            Input::DataChannelClosed { peer } => {
+                if let Some(p) = self.peers.get_mut(peer) {
+                    p.dc_open = false;
+                }
+            }
+            Input::LocalDescription { peer, sdp } => self.on_local_description(peer, sdp),
+            Input::LocalCandidate { peer, candidate } => self.on_local_candidate(peer, candidate),
+            Input::RemoteDescriptionApplied { peer } => self.on_remote_applied(peer, now),
+            Input::PeerState { peer, state } => self.on_peer_state(peer, state, now),
+            Input::PeerError { peer, message } => {
+                self.close_peer(peer, CloseReason::Error(message), true, now)
+            }
+            Input::RequestKeyframe { peer } => {
+                let mut o = Object::new();
+                o.insert("keyframe".into(), true.into());
+                self.send_control(peer, o);
+            }
+            Input::Tick => self.on_tick(now),
+            Input::Shutdown => {
+                for id in self.peers.ids() {
+                    self.close_peer(id, CloseReason::Shutdown, true, now);
+                }
+            }
+        }
+        std::mem::take(&mut self.out)
+    }
+
+    /// Our client UUID (meaningful on fan-out servers only).
+    pub fn client_uuid(&self) -> &str {
+        self.router.my_uuid()
+    }
+
+    /// The hashed room, if any.
+    pub fn wire_room(&self) -> Option<&str> {
+        self.wire_room.as_deref()
+    }
+
+    /// The wire stream ID we publish, if any.
+    pub fn wire_publish_id(&self) -> Option<&str> {
+        self.publish.as_ref().map(|(_, w)| w.as_str())
+    }
+
+    pub fn peer(&self, id: PeerId) -> Option<&Peer> {
+        self.peers.get(id)
+    }
+
+    pub fn peers(&self) -> impl Iterator<Item = &Peer> {
+        self.peers.iter()
+    }
+
+    /// Remote candidates waiting for their peer.
+    pub fn queued_candidates(&self) -> usize {
+        self.ice.len()
+    }
+
+    /// Bytes held by the candidate queue.
+    pub fn queued_candidate_bytes(&self) -> usize {
+        self.ice.bytes()
+    }
+
+    fn log(&mut self, level: LogLevel, message: impl Into<String>) {
+        self.out.push(Output::Log {
+            level,
+            message: message.into(),
+        });
+    }
+
+    fn event(&mut self, e: Event) {
+        self.out.push(Output::Event(e));
+    }
+
+    fn new_peer_id(&mut self) -> PeerId {
+        let id = PeerId(self.next_peer);
+        self.next_peer += 1;
+        id
+    }
+
+    fn is_viewing(&self) -> bool {
+        self.cfg.view != View::Nothing
+    }
+
+    /// Socket open: say who we are again (§1.5: joinroom → seed → play).
+    fn on_connected(&mut self, now: Instant) {
+        self.connected = true;
+        self.in_room = false;
+        self.seeded = false;
+        if let Some(room) = self.wire_room.clone() {
+            // Only fan-out servers need our stream in `joinroom` (§2.2).
+            let stream_id = match self.cfg.mode {
+                RoutingMode::Fanout => self.publish.as_ref().map(|(_, w)| w.clone()),
+                RoutingMode::Official => None,
+            };
+            self.send_command(crate::protocol::message::Command::Joinroom {
+                roomid: room,
+                stream_id,
+            });
+            if self.cfg.mode == RoutingMode::Fanout {
+                // No listing will come: we are in as soon as we said so.
+                self.in_room = true;
+                self.seeded = self.publish.is_some();
+                self.play_explicit_wants(now);
+            }
+        } else {
+            self.seed();
+            self.play_explicit_wants(now);
+        }
+    }
+
+    fn send_command(&mut self, cmd: crate::protocol::message::Command) {
+        let text = self.router.outbound(cmd.to_object(), None);
+        self.out.push(Output::Send(text));
+    }
+
+    fn seed(&mut self) {
+        if let Some((_, wire)) = self.publish.clone() {
+            self.send_command(crate::protocol::message::Command::Seed { stream_id: wire });
+            self.seeded = true;
+        }
+    }
+
+    /// Sanitised form of a room name, for display.
+    pub fn room_name(&self) -> Option<String> {
+        self.cfg.room.as_deref().and_then(sanitize_room)
+    }
+}

@@ -1,0 +1,559 @@
+// SPDX-License-Identifier: MPL-2.0
+
+//! One machine at a time, fed hand-made messages.
+
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+use crate::protocol::crypto::{Crypto, DEFAULT_SALT};
+use crate::protocol::machine::{
+    CloseReason, Config, ConfigError, Event, Input, Machine, Output, PeerId, PeerState, Role, View,
+};
+use crate::protocol::message::{IceCandidate, Object, SdpType, Sealed, SessionDescription};
+use crate::protocol::routing::RoutingMode;
+
+fn crypto() -> Crypto {
+    Crypto::new(None, DEFAULT_SALT)
+}
+
+fn room_recorder() -> Machine {
+    Machine::new(Config {
+        room: Some("myroom".into()),
+        view: View::Room(None),
+        ..Default::default()
+    })
+    .unwrap()
+}
+
+fn sealed_msg(uuid: &str, session: &str, key: &str, value: Value, c: &Crypto) -> String {
+    let mut o = Object::new();
+    o.insert("UUID".into(), json!(uuid));
+    o.insert("session".into(), json!(session));
+    Sealed::seal(&value, c).write_into(&mut o, key);
+    Value::Object(o).to_string()
+}
+
+fn offer(uuid: &str, session: &str, c: &Crypto) -> String {
+    let mut o: Object = serde_json::from_str(&sealed_msg(
+        uuid,
+        session,
+        "description",
+        json!({"type":"offer","sdp":"v=0\r\n"}),
+        c,
+    ))
+    .unwrap();
+    o.insert("streamID".into(), json!("alice808d64"));
+    Value::Object(o).to_string()
+}
+
+fn candidates(uuid: &str, session: &str, n: u32) -> String {
+    let mut o: Object = serde_json::from_str(&sealed_msg(
+        uuid,
+        session,
+        "candidates",
+        json!([{"candidate": format!("candidate:{n} 1 UDP 1 10.0.0.1 {n} typ host"), "sdpMLineIndex": 0}]),
+        &crypto(),
+    ))
+    .unwrap();
+    o.insert("type".into(), json!("local"));
+    Value::Object(o).to_string()
+}
+
+fn created(outs: &[Output]) -> Option<PeerId> {
+    outs.iter().find_map(|o| match o {
+        Output::CreatePeer { peer, .. } => Some(*peer),
+        _ => None,
+    })
+}
+
+fn added(outs: &[Output]) -> Vec<IceCandidate> {
+    outs.iter()
+        .filter_map(|o| match o {
+            Output::AddCandidates { candidates, .. } => Some(candidates.clone()),
+            _ => None,
+        })
+        .flatten()
+        .collect()
+}
+
+#[test]
+fn config_errors() {
+    let e = Machine::new(Config::default()).unwrap_err();
+    assert_eq!(e, ConfigError::NothingToDo);
+    let e = Machine::new(Config {
+        publish: Some("   ".into()),
+        ..Default::default()
+    })
+    .unwrap_err();
+    assert!(matches!(e, ConfigError::BadStreamId(_)));
+    let e = Machine::new(Config {
+        view: View::Room(None),
+        ..Default::default()
+    })
+    .unwrap_err();
+    assert_eq!(e, ConfigError::RoomViewWithoutRoom);
+}
+
+#[test]
+fn early_candidates_are_queued_filtered_and_drained() {
+    let t = Instant::now();
+    let mut m = room_recorder();
+    m.handle(Input::Connected, t);
+    // Candidates beat their offer: one for the coming session, one for an old one.
+    m.handle(Input::ServerText(candidates("pub", "S1", 1)), t);
+    m.handle(Input::ServerText(candidates("pub", "OLD", 2)), t);
+    assert_eq!(m.queued_candidates(), 2);
+    let outs = m.handle(Input::ServerText(offer("pub", "S1", &crypto())), t);
+    let peer = created(&outs).expect("offer creates a peer");
+    assert!(outs.iter().any(
+        |o| matches!(o, Output::SetRemoteDescription { sdp, .. } if sdp.kind == SdpType::Offer)
+    ));
+    // Before the remote description is applied, more candidates still queue.
+    m.handle(Input::ServerText(candidates("pub", "S1", 3)), t);
+    let outs = m.handle(Input::RemoteDescriptionApplied { peer }, t);
+    let got: Vec<String> = added(&outs).into_iter().map(|c| c.candidate).collect();
+    assert_eq!(got.len(), 2, "{got:?}");
+    assert!(got[0].starts_with("candidate:1 ") && got[1].starts_with("candidate:3 "));
+    assert_eq!(m.queued_candidates(), 0);
+    // Afterwards candidates go straight to the peer; another session's are dropped.
+    let outs = m.handle(Input::ServerText(candidates("pub", "S1", 4)), t);
+    assert_eq!(added(&outs).len(), 1);
+    let outs = m.handle(Input::ServerText(candidates("pub", "OTHER", 5)), t);
+    assert!(added(&outs).is_empty());
+    assert_eq!(m.queued_candidates(), 0);
+}
+
+#[test]
+fn own_candidates_wait_for_our_sdp() {
+    let t = Instant::now();
+    let mut m = room_recorder();
+    m.handle(Input::Connected, t);
+    let outs = m.handle(Input::ServerText(offer("pub", "S1", &crypto())), t);
+    let peer = created(&outs).unwrap();
+    let c = IceCandidate {
+        candidate: "candidate:9 1 UDP 1 10.0.0.2 9 typ host".into(),
+        sdp_mid: Some("0".into()),
+        sdp_mline_index: Some(0),
+    };
+    let outs = m.handle(
+        Input::LocalCandidate {
+            peer,
+            candidate: c.clone(),
+        },
+        t,
+    );
+    assert!(outs.is_empty(), "held until the answer is sent");
+    let answer = SessionDescription {
+        kind: SdpType::Answer,
+        sdp: "v=0\r\n".into(),
+    };
+    let outs = m.handle(Input::LocalDescription { peer, sdp: answer }, t);
+    let sends: Vec<&String> = outs
+        .iter()
+        .filter_map(|o| match o {
+            Output::Send(s) => Some(s),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(sends.len(), 2);
+    let a: Value = serde_json::from_str(sends[0]).unwrap();
+    assert_eq!(a["UUID"], json!("pub"));
+    assert_eq!(a["session"], json!("S1"));
+    assert!(a["vector"].is_string());
+    let c2: Value = serde_json::from_str(sends[1]).unwrap();
+    assert_eq!(c2["type"], json!("remote"));
+    assert_eq!(c2["session"], json!("S1"));
+    let opened = crypto()
+        .decrypt(
+            c2["candidates"].as_str().unwrap(),
+            c2["vector"].as_str().unwrap(),
+        )
+        .unwrap();
+    assert!(
+        opened.contains("candidate:9")
+            && opened.contains("sdpMid")
+            && opened.contains("sdpMLineIndex")
+    );
+}
+
+#[test]
+fn wrong_password_is_named() {
+    let t = Instant::now();
+    let mut m = room_recorder();
+    m.handle(Input::Connected, t);
+    let other = Crypto::new(Some("not-ours"), DEFAULT_SALT);
+    let outs = m.handle(Input::ServerText(offer("pub", "S1", &other)), t);
+    assert!(created(&outs).is_none());
+    assert!(
+        outs.iter()
+            .any(|o| matches!(o, Output::Event(Event::Warning(w)) if w.contains("password")))
+    );
+}
+
+#[test]
+fn renegotiation_over_data_channel() {
+    let t = Instant::now();
+    let mut m = room_recorder();
+    m.handle(Input::Connected, t);
+    let outs = m.handle(Input::ServerText(offer("pub", "S1", &crypto())), t);
+    let peer = created(&outs).unwrap();
+    m.handle(Input::RemoteDescriptionApplied { peer }, t);
+    m.handle(
+        Input::LocalDescription {
+            peer,
+            sdp: SessionDescription {
+                kind: SdpType::Answer,
+                sdp: "v=0\r\n".into(),
+            },
+        },
+        t,
+    );
+    let outs = m.handle(Input::DataChannelOpen { peer }, t);
+    // The request object goes out on the data channel.
+    let req = outs
+        .iter()
+        .find_map(|o| match o {
+            Output::SendData { text, .. } => Some(text.clone()),
+            _ => None,
+        })
+        .unwrap();
+    let req: Value = serde_json::from_str(&req).unwrap();
+    assert_eq!(
+        (
+            req["audio"].clone(),
+            req["video"].clone(),
+            req["allowchunked"].clone()
+        ),
+        (json!(true), json!(true), json!(false))
+    );
+    // A browser now renegotiates over the data channel with the same session.
+    let reneg = sealed_msg(
+        "ignored",
+        "S1",
+        "description",
+        json!({"type":"offer","sdp":"v=0\r\nm=video\r\n"}),
+        &crypto(),
+    );
+    let outs = m.handle(Input::DataChannelText { peer, text: reneg }, t);
+    assert!(created(&outs).is_none(), "no new peer for a renegotiation");
+    assert!(
+        outs.iter()
+            .any(|o| matches!(o, Output::SetRemoteDescription { peer: p, .. } if *p == peer))
+    );
+    let outs = m.handle(
+        Input::LocalDescription {
+            peer,
+            sdp: SessionDescription {
+                kind: SdpType::Answer,
+                sdp: "v=0\r\n".into(),
+            },
+        },
+        t,
+    );
+    assert!(
+        matches!(outs.as_slice(), [Output::SendData { .. }]),
+        "the answer goes back on the data channel: {outs:?}"
+    );
+    // A ping is answered with the same token.
+    let outs = m.handle(
+        Input::DataChannelText {
+            peer,
+            text: r#"{"ping":"42"}"#.into(),
+        },
+        t,
+    );
+    assert!(matches!(&outs[..], [Output::SendData { text, .. }] if text == r#"{"pong":"42"}"#));
+    // A new session from the same UUID replaces the peer.
+    let outs = m.handle(Input::ServerText(offer("pub", "S2", &crypto())), t);
+    assert!(outs.iter().any(
+        |o| matches!(o, Output::ClosePeer { peer: p, reason: CloseReason::Replaced } if *p == peer)
+    ));
+    assert!(created(&outs).is_some());
+}
+
+fn publishing_peer(t: Instant) -> (Machine, PeerId) {
+    let mut m = Machine::new(Config {
+        publish: Some("cam1".into()),
+        ..Default::default()
+    })
+    .unwrap();
+    let outs = m.handle(Input::Connected, t);
+    assert!(
+        matches!(&outs[..], [Output::Send(s)] if s == r#"{"request":"seed","streamID":"cam1808d64"}"#)
+    );
+    let outs = m.handle(
+        Input::ServerText(r#"{"request":"offerSDP","UUID":"viewer"}"#.into()),
+        t,
+    );
+    let peer = created(&outs).unwrap();
+    assert!(outs.iter().any(|o| matches!(
+        o,
+        Output::CreateOffer {
+            ice_restart: false,
+            ..
+        }
+    )));
+    let outs = m.handle(
+        Input::LocalDescription {
+            peer,
+            sdp: SessionDescription {
+                kind: SdpType::Offer,
+                sdp: "v=0\r\n".into(),
+            },
+        },
+        t,
+    );
+    let Output::Send(text) = &outs[0] else {
+        panic!()
+    };
+    let o: Value = serde_json::from_str(text).unwrap();
+    assert_eq!(o["streamID"], json!("cam1808d64"));
+    assert_eq!(o["UUID"], json!("viewer"));
+    assert_eq!(o["session"].as_str().unwrap().len(), 10);
+    (m, peer)
+}
+
+#[test]
+fn answer_with_wrong_session_is_dropped() {
+    let t = Instant::now();
+    let (mut m, peer) = publishing_peer(t);
+    let session = m.peer(peer).unwrap().session.clone().unwrap();
+    let bad = sealed_msg(
+        "viewer",
+        "nope",
+        "description",
+        json!({"type":"answer","sdp":"v=0\r\n"}),
+        &crypto(),
+    );
+    assert!(
+        !m.handle(Input::ServerText(bad), t)
+            .iter()
+            .any(|o| matches!(o, Output::SetRemoteDescription { .. }))
+    );
+    let good = sealed_msg(
+        "viewer",
+        &session,
+        "description",
+        json!({"type":"answer","sdp":"v=0\r\n"}),
+        &crypto(),
+    );
+    assert!(
+        m.handle(Input::ServerText(good), t)
+            .iter()
+            .any(|o| matches!(o, Output::SetRemoteDescription { .. }))
+    );
+}
+
+#[test]
+fn viewer_controls_become_events() {
+    let t = Instant::now();
+    let (mut m, peer) = publishing_peer(t);
+    m.handle(Input::DataChannelOpen { peer }, t);
+    let outs = m.handle(
+        Input::DataChannelText {
+            peer,
+            text: r#"{"audio":true,"video":false,"bitrate":500,"keyframe":true}"#.into(),
+        },
+        t,
+    );
+    let events: Vec<&Event> = outs
+        .iter()
+        .filter_map(|o| match o {
+            Output::Event(e) => Some(e),
+            _ => None,
+        })
+        .collect();
+    assert!(events.contains(&&Event::MediaRequest {
+        peer,
+        audio: Some(true),
+        video: Some(false)
+    }));
+    assert!(events.contains(&&Event::VideoBitrateRequest {
+        peer,
+        kbps: Some(500)
+    }));
+    assert!(events.contains(&&Event::KeyframeRequest { peer }));
+    let outs = m.handle(
+        Input::DataChannelText {
+            peer,
+            text: r#"{"bitrate":-1}"#.into(),
+        },
+        t,
+    );
+    assert!(outs.contains(&Output::Event(Event::VideoBitrateRequest {
+        peer,
+        kbps: None
+    })));
+    let outs = m.handle(
+        Input::DataChannelText {
+            peer,
+            text: r#"{"iceRestartRequest":true}"#.into(),
+        },
+        t,
+    );
+    assert!(outs.contains(&Output::CreateOffer {
+        peer,
+        ice_restart: true
+    }));
+}
+
+#[test]
+fn failure_restarts_ice_then_closes() {
+    let t = Instant::now();
+    let (mut m, peer) = publishing_peer(t);
+    m.handle(
+        Input::PeerState {
+            peer,
+            state: PeerState::Connected,
+        },
+        t,
+    );
+    let outs = m.handle(
+        Input::PeerState {
+            peer,
+            state: PeerState::Failed,
+        },
+        t,
+    );
+    assert!(outs.contains(&Output::CreateOffer {
+        peer,
+        ice_restart: true
+    }));
+    // The restart offer goes over the server (the data channel is presumed dead), same session.
+    let session = m.peer(peer).unwrap().session.clone();
+    let outs = m.handle(
+        Input::LocalDescription {
+            peer,
+            sdp: SessionDescription {
+                kind: SdpType::Offer,
+                sdp: "v=0\r\n".into(),
+            },
+        },
+        t,
+    );
+    let Output::Send(text) = &outs[0] else {
+        panic!("{outs:?}")
+    };
+    let o: Value = serde_json::from_str(text).unwrap();
+    assert_eq!(o["session"].as_str(), session.as_deref());
+    let outs = m.handle(Input::Tick, t + Duration::from_secs(11));
+    assert!(outs.contains(&Output::ClosePeer {
+        peer,
+        reason: CloseReason::ConnectionLost
+    }));
+    assert_eq!(m.peers().count(), 0);
+}
+
+#[test]
+fn silent_data_channel_closes_peer() {
+    let t = Instant::now();
+    let (mut m, peer) = publishing_peer(t);
+    m.handle(
+        Input::PeerState {
+            peer,
+            state: PeerState::Connected,
+        },
+        t,
+    );
+    m.handle(Input::DataChannelOpen { peer }, t);
+    let outs = m.handle(Input::Tick, t + Duration::from_secs(4));
+    assert!(
+        outs.iter()
+            .any(|o| matches!(o, Output::SendData { text, .. } if text.contains("ping")))
+    );
+    let outs = m.handle(Input::Tick, t + Duration::from_secs(31));
+    assert!(outs.contains(&Output::ClosePeer {
+        peer,
+        reason: CloseReason::Silent
+    }));
+}
+
+#[test]
+fn duplicate_stream_alert_reseeds_with_backoff() {
+    let t = Instant::now();
+    let mut m = Machine::new(Config {
+        publish: Some("cam1".into()),
+        ..Default::default()
+    })
+    .unwrap();
+    m.handle(Input::Connected, t);
+    let outs = m.handle(
+        Input::ServerText(r#"{"request":"alert","message":"Stream ID is already in use."}"#.into()),
+        t,
+    );
+    assert!(
+        outs.iter()
+            .any(|o| matches!(o, Output::Event(Event::ServerAlert { .. })))
+    );
+    assert!(m.handle(Input::Tick, t + Duration::from_secs(4)).is_empty());
+    let outs = m.handle(Input::Tick, t + Duration::from_secs(5));
+    assert!(matches!(&outs[..], [Output::Send(s)] if s.contains("seed")));
+    assert!(
+        m.handle(Input::Tick, t + Duration::from_secs(50))
+            .is_empty()
+    );
+}
+
+#[test]
+fn garbage_is_dropped_and_logged() {
+    let t = Instant::now();
+    let mut m = room_recorder();
+    m.handle(Input::Connected, t);
+    for text in [
+        "",
+        "nope",
+        "[1,2]",
+        "{\"description\":5}",
+        "{\"request\":7}",
+        "{\"UUID\":\"x\",\"candidates\":\"zz\",\"vector\":\"00\"}",
+    ] {
+        let outs = m.handle(Input::ServerText(text.into()), t);
+        assert!(
+            outs.iter()
+                .all(|o| matches!(o, Output::Log { .. } | Output::Event(Event::Warning(_)))),
+            "{text}: {outs:?}"
+        );
+    }
+    // Data-channel text for a peer that does not exist is ignored.
+    assert!(
+        m.handle(
+            Input::DataChannelText {
+                peer: PeerId(99),
+                text: "{}".into()
+            },
+            t
+        )
+        .is_empty()
+    );
+}
+
+#[test]
+fn fanout_client_adds_from_and_room() {
+    let t = Instant::now();
+    let mut m = Machine::new(Config {
+        mode: RoutingMode::Fanout,
+        room: Some("myroom".into()),
+        publish: Some("cam1".into()),
+        client_uuid: Some("me".into()),
+        ..Default::default()
+    })
+    .unwrap();
+    let outs = m.handle(Input::Connected, t);
+    let Output::Send(s) = &outs[0] else { panic!() };
+    let v: Value = serde_json::from_str(s).unwrap();
+    assert_eq!(
+        v,
+        json!({"request":"joinroom","roomid":"2f1a0139acdd5bdc","streamID":"cam1808d64","from":"me"})
+    );
+    // A newcomer's joinroom is an offer request for us.
+    let outs = m.handle(
+        Input::ServerText(
+            r#"{"request":"joinroom","roomid":"2f1a0139acdd5bdc","from":"new"}"#.into(),
+        ),
+        t,
+    );
+    assert!(outs.iter().any(
+        |o| matches!(o, Output::CreatePeer { role: Role::Publisher, uuid, .. } if uuid == "new")
+    ));
+}
