@@ -7,6 +7,8 @@
 
 pub mod protocol;
 pub mod server;
+pub mod signaling;
+pub mod tls;
 
 use gst::glib;
 
