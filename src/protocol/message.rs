@@ -462,14 +462,14 @@ impl PeerMessage {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Inbound {
     Server(ServerMessage),
-    Peer(PeerMessage),
+    Peer(Box<PeerMessage>),
 }
 
 impl Inbound {
     pub fn from_object(obj: &Object) -> Self {
         match ServerMessage::from_object(obj) {
             Some(m) => Inbound::Server(m),
-            None => Inbound::Peer(PeerMessage::from_object(obj)),
+            None => Inbound::Peer(Box::new(PeerMessage::from_object(obj))),
         }
     }
 }

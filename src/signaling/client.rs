@@ -198,7 +198,7 @@ async fn run(
                         break;
                     }
                 }
-                let reason = match reason {
+                match reason {
                     Some(r) => r,
                     None => loop {
                         tokio::select! {
@@ -229,8 +229,7 @@ async fn run(
                             },
                         }
                     },
-                };
-                reason
+                }
             }
         };
         attempt = attempt.saturating_add(1);

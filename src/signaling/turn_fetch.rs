@@ -26,8 +26,11 @@ pub enum TurnSource {
     Fallback,
 }
 
-fn cache() -> &'static Mutex<HashMap<String, (Instant, Vec<TurnEntry>)>> {
-    static CACHE: OnceLock<Mutex<HashMap<String, (Instant, Vec<TurnEntry>)>>> = OnceLock::new();
+/// Fetched lists by URL, with the time they were fetched.
+type Cache = Mutex<HashMap<String, (Instant, Vec<TurnEntry>)>>;
+
+fn cache() -> &'static Cache {
+    static CACHE: OnceLock<Cache> = OnceLock::new();
     CACHE.get_or_init(Default::default)
 }
 

@@ -60,6 +60,26 @@ pub async fn tapped(
     .expect("the expected frame reached the server in time")
 }
 
+/// Waits until every predicate has matched some tapped frame, in any order.
+pub async fn tapped_all(
+    tap: &mut mpsc::UnboundedReceiver<(ConnId, String)>,
+    preds: &[&dyn Fn(&Value) -> bool],
+) {
+    let mut seen = vec![false; preds.len()];
+    tokio::time::timeout(WAIT, async {
+        while seen.iter().any(|s| !s) {
+            let (_, t) = tap.recv().await.expect("server alive");
+            if let Ok(v) = serde_json::from_str::<Value>(&t) {
+                for (i, p) in preds.iter().enumerate() {
+                    seen[i] |= p(&v);
+                }
+            }
+        }
+    })
+    .await
+    .unwrap_or_else(|_| panic!("frames seen: {seen:?}"))
+}
+
 pub struct Ws(pub WebSocketStream<MaybeTlsStream<TcpStream>>);
 
 impl Ws {

@@ -41,7 +41,7 @@ impl Machine {
         match Inbound::from_object(&obj) {
             Inbound::Server(m) => self.on_server_message(m, now),
             Inbound::Peer(m) => match get_string(&obj, &["UUID", "uuid"]) {
-                Some(uuid) => self.on_peer_message(&uuid, Via::Server, m, now),
+                Some(uuid) => self.on_peer_message(&uuid, Via::Server, *m, now),
                 None => self.log(
                     LogLevel::Warning,
                     format!(
