@@ -30,22 +30,36 @@ fn participant(rt: &tokio::runtime::Handle, name: &'static str, cfg: Config, url
     rt.spawn(async move {
         while let Some(out) = rx.recv().await {
             match out {
-                Output::CreatePeer { peer, role, stream_id, .. } => {
+                Output::CreatePeer {
+                    peer,
+                    role,
+                    stream_id,
+                    ..
+                } => {
                     let what = match role {
                         Role::Publisher => "a viewer asked for our stream",
                         Role::Viewer => "an offer arrived",
                     };
-                    println!("{name:>8}: {what}: new {peer} (stream {})", stream_id.unwrap_or_default());
+                    println!(
+                        "{name:>8}: {what}: new {peer} (stream {})",
+                        stream_id.unwrap_or_default()
+                    );
                 }
                 Output::CreateOffer { peer, .. } => {
                     println!("{name:>8}: {peer}: sending an encrypted offer");
-                    let _ = inputs.send(Input::LocalDescription { peer, sdp: sdp(SdpType::Offer) });
+                    let _ = inputs.send(Input::LocalDescription {
+                        peer,
+                        sdp: sdp(SdpType::Offer),
+                    });
                 }
                 Output::SetRemoteDescription { peer, sdp: d } => {
                     let _ = inputs.send(Input::RemoteDescriptionApplied { peer });
                     if d.kind == SdpType::Offer {
                         println!("{name:>8}: {peer}: offer decrypted, answering");
-                        let _ = inputs.send(Input::LocalDescription { peer, sdp: sdp(SdpType::Answer) });
+                        let _ = inputs.send(Input::LocalDescription {
+                            peer,
+                            sdp: sdp(SdpType::Answer),
+                        });
                     } else {
                         println!("{name:>8}: {peer}: answer received: negotiation complete");
                     }
@@ -59,7 +73,9 @@ fn participant(rt: &tokio::runtime::Handle, name: &'static str, cfg: Config, url
 }
 
 fn main() {
-    let url = std::env::args().nth(1).unwrap_or_else(|| "ws://127.0.0.1:8443".into());
+    let url = std::env::args()
+        .nth(1)
+        .unwrap_or_else(|| "ws://127.0.0.1:8443".into());
     let rt = tokio::runtime::Runtime::new().expect("tokio runtime");
     let h = rt.handle().clone();
     let publisher = |stream: &str| Config {
