@@ -139,23 +139,24 @@ impl Router {
     }
 }
 
-/// A fan-out client UUID: 20 characters of the web app's stream-ID alphabet (§2.6).
+/// The web app's alphabet for generated IDs (no look-alike characters).
+const ID_ALPHABET: &[u8] = b"ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnpqrstuvwxyz23456789";
+
+/// A fan-out client UUID: 20 characters, like the web app's (§2.6).
 pub fn random_client_uuid() -> String {
-    const ALPHABET: &[u8] = b"ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnpqrstuvwxyz23456789";
-    random_from(ALPHABET, 20)
+    random_id(20)
 }
 
 /// A peer-connection session: 10 characters, like the web app's (§2.6).
 pub fn random_session() -> String {
-    const ALPHABET: &[u8] = b"ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnpqrstuvwxyz23456789";
-    random_from(ALPHABET, 10)
+    random_id(10)
 }
 
-fn random_from(alphabet: &[u8], n: usize) -> String {
+fn random_id(n: usize) -> String {
     use rand::Rng;
     let mut rng = rand::rng();
     (0..n)
-        .map(|_| alphabet[rng.random_range(0..alphabet.len())] as char)
+        .map(|_| ID_ALPHABET[rng.random_range(0..ID_ALPHABET.len())] as char)
         .collect()
 }
 

@@ -167,7 +167,7 @@ impl Machine {
         if let Some(desc) = &m.description {
             match open_description(desc, &self.cfg.crypto) {
                 Ok(sdp) => match sdp.kind {
-                    SdpType::Offer => self.on_offer(uuid, &m, desc.is_encrypted(), sdp, via, now),
+                    SdpType::Offer => self.on_offer(uuid, &m, sdp, via, now),
                     SdpType::Answer => self.on_answer(uuid, m.session.as_deref(), sdp, via),
                 },
                 Err(e) => self.undecryptable("description", uuid, &e.to_string()),

@@ -346,6 +346,14 @@ struct Want {
     warned: bool,
 }
 
+/// (plain, wire) forms of a user-given stream ID.
+fn stream_ids(crypto: &Crypto, raw: &str) -> Result<(String, String), ConfigError> {
+    let bad = || ConfigError::BadStreamId(raw.to_string());
+    let plain = sanitize_stream_id(raw).ok_or_else(bad)?;
+    let wire = crypto.wire_stream_id(&plain).ok_or_else(bad)?;
+    Ok((plain, wire))
+}
+
 /// The state machine. See the module documentation.
 #[derive(Debug)]
 pub struct Machine {
@@ -381,15 +389,7 @@ impl Machine {
             None => None,
         };
         let publish = match &cfg.publish {
-            Some(s) => {
-                let plain =
-                    sanitize_stream_id(s).ok_or_else(|| ConfigError::BadStreamId(s.clone()))?;
-                let wire = cfg
-                    .crypto
-                    .wire_stream_id(&plain)
-                    .ok_or_else(|| ConfigError::BadStreamId(s.clone()))?;
-                Some((plain, wire))
-            }
+            Some(s) => Some(stream_ids(&cfg.crypto, s)?),
             None => None,
         };
         let mut wants = HashMap::new();
@@ -397,12 +397,7 @@ impl Machine {
             View::Nothing if publish.is_none() => return Err(ConfigError::NothingToDo),
             View::Nothing => {}
             View::Stream(s) => {
-                let plain =
-                    sanitize_stream_id(s).ok_or_else(|| ConfigError::BadStreamId(s.clone()))?;
-                let wire = cfg
-                    .crypto
-                    .wire_stream_id(&plain)
-                    .ok_or_else(|| ConfigError::BadStreamId(s.clone()))?;
+                let (plain, wire) = stream_ids(&cfg.crypto, s)?;
                 wants.insert(
                     wire,
                     Want {

@@ -154,7 +154,6 @@ impl Machine {
         &mut self,
         uuid: &str,
         m: &PeerMessage,
-        _encrypted: bool,
         sdp: SessionDescription,
         via: Via,
         now: Instant,
