@@ -5,14 +5,19 @@
 //! The protocol itself lives in [`protocol`]: pure types and state machines that need neither
 //! sockets nor GStreamer, so that tests can drive them directly.
 
+pub mod common;
+pub mod peer;
 pub mod protocol;
+pub mod runtime;
 pub mod server;
 pub mod signaling;
 pub mod tls;
+pub mod vdoninjasink;
 
 use gst::glib;
 
-fn plugin_init(_plugin: &gst::Plugin) -> Result<(), glib::BoolError> {
+fn plugin_init(plugin: &gst::Plugin) -> Result<(), glib::BoolError> {
+    vdoninjasink::register(plugin)?;
     Ok(())
 }
 

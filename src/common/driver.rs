@@ -1,0 +1,124 @@
+// SPDX-License-Identifier: MPL-2.0
+
+//! Runs an element's signaling: the [`Session`] (network, on the shared runtime) and one
+//! "media" thread that carries out what the state machine asks of webrtcbin and the bin.
+//!
+//! GStreamer work (creating peers, linking pads, state changes) may block briefly, so it never
+//! runs on the runtime's threads, and never on a streaming thread: the media thread does it.
+
+use std::sync::mpsc as std_mpsc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use tokio::sync::mpsc;
+
+use crate::common::settings::{CommonSettings, IceConfig};
+use crate::protocol::machine::{Input, Machine, Output};
+use crate::protocol::turn::select_turn;
+use crate::signaling::client::ClientConfig;
+use crate::signaling::session::Session;
+use crate::signaling::turn_fetch::{
+    DEFAULT_TURN_LIST_URL, FETCH_TIMEOUT, local_timezone_minutes_west, turn_list,
+};
+
+/// Work for the media thread.
+pub enum Job {
+    Output(Output),
+    /// Anything else the element wants done on the media thread.
+    Run(Box<dyn FnOnce() + Send>),
+    /// The VDO.Ninja TURN list arrived (or its fallback).
+    IceConfig(IceConfig, Option<String>),
+}
+
+/// A running signaling session and its media thread.
+pub struct Driver {
+    session: Option<Session>,
+    jobs: Option<std_mpsc::Sender<Job>>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Driver {
+    /// Starts everything. `handle` runs on the media thread for every job, in order.
+    pub fn start(
+        machine: Machine,
+        client: ClientConfig,
+        settings: &CommonSettings,
+        base_ice: IceConfig,
+        name: &str,
+        mut handle: impl FnMut(Job) + Send + 'static,
+    ) -> std::io::Result<Self> {
+        let rt = crate::runtime::handle();
+        let (jobs, rx) = std_mpsc::channel::<Job>();
+        let thread = std::thread::Builder::new()
+            .name(format!("{name}-media"))
+            .spawn(move || {
+                while let Ok(job) = rx.recv() {
+                    handle(job);
+                }
+            })?;
+
+        let (out_tx, mut out_rx) = mpsc::unbounded_channel::<Output>();
+        let fwd = jobs.clone();
+        rt.spawn(async move {
+            while let Some(o) = out_rx.recv().await {
+                if fwd.send(Job::Output(o)).is_err() {
+                    break;
+                }
+            }
+        });
+
+        if settings.wants_auto_turn() {
+            let fwd = jobs.clone();
+            rt.spawn(async move {
+                let (list, _source, err) = turn_list(DEFAULT_TURN_LIST_URL, FETCH_TIMEOUT).await;
+                let chosen = select_turn(&list, local_timezone_minutes_west());
+                let mut ice = base_ice;
+                ice.turn = chosen.into_iter().map(|e| e.server).collect();
+                let _ = fwd.send(Job::IceConfig(ice, err));
+            });
+        }
+
+        let session = Session::spawn(&rt, machine, client, out_tx);
+        Ok(Self {
+            session: Some(session),
+            jobs: Some(jobs),
+            thread: Some(thread),
+        })
+    }
+
+    /// Feeds the state machine. Never blocks.
+    pub fn input(&self, input: Input) {
+        if let Some(s) = &self.session {
+            s.input(input);
+        }
+    }
+
+    /// A sender for inputs (webrtcbin callbacks keep one).
+    pub fn sender(&self) -> Option<mpsc::UnboundedSender<Input>> {
+        self.session.as_ref().map(Session::sender)
+    }
+
+    /// Queues work for the media thread.
+    pub fn run(&self, f: impl FnOnce() + Send + 'static) {
+        if let Some(j) = &self.jobs {
+            let _ = j.send(Job::Run(Box::new(f)));
+        }
+    }
+
+    /// Says goodbye to every peer and stops; waits at most `timeout` for the media thread.
+    pub fn stop(mut self, timeout: Duration) {
+        if let Some(s) = self.session.take() {
+            s.shutdown();
+        }
+        self.jobs = None;
+        if let Some(t) = self.thread.take() {
+            let deadline = Instant::now() + timeout;
+            while !t.is_finished() && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            if t.is_finished() {
+                let _ = t.join();
+            }
+        }
+    }
+}

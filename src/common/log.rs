@@ -1,0 +1,63 @@
+// SPDX-License-Identifier: MPL-2.0
+
+//! Maps the state machine's log lines and warnings onto an element's debug category and bus.
+
+use gst::prelude::*;
+
+use crate::protocol::machine::{Event, LogLevel};
+use crate::protocol::message::AlertLevel;
+
+/// Logs a machine [`LogLevel`] line in `cat`, on behalf of `obj`.
+pub fn machine_log(cat: gst::DebugCategory, obj: &gst::Element, level: LogLevel, message: &str) {
+    match level {
+        LogLevel::Debug => gst::debug!(cat, obj = obj, "{message}"),
+        LogLevel::Info => gst::info!(cat, obj = obj, "{message}"),
+        LogLevel::Warning => gst::warning!(cat, obj = obj, "{message}"),
+    }
+}
+
+/// Posts an element warning with `text` (shown by gst-launch-1.0) and logs it.
+pub fn post_warning(cat: gst::DebugCategory, obj: &gst::Element, text: &str) {
+    gst::warning!(cat, obj = obj, "{text}");
+    let msg = gst::message::Warning::builder(gst::ResourceError::Read, text)
+        .src(obj)
+        .build();
+    let _ = obj.post_message(msg);
+}
+
+/// Handles the events both elements treat alike; returns the event back if it is not one.
+pub fn common_event(cat: gst::DebugCategory, obj: &gst::Element, event: Event) -> Option<Event> {
+    match event {
+        Event::Warning(text) => post_warning(cat, obj, &text),
+        Event::ServerAlert {
+            level,
+            message,
+            code,
+        } => {
+            let text = match code {
+                Some(c) => format!("handshake server says ({c}): {message}"),
+                None => format!("handshake server says: {message}"),
+            };
+            if level != AlertLevel::Warn {
+                post_warning(cat, obj, &text);
+            } else {
+                gst::info!(cat, obj = obj, "{text}");
+            }
+        }
+        Event::PeerInfo { peer, label } => {
+            gst::info!(
+                cat,
+                obj = obj,
+                "{peer} is {:?}",
+                label.as_deref().unwrap_or("unlabelled")
+            );
+        }
+        other => return Some(other),
+    }
+    None
+}
+
+/// Posts an element message `vdoninja/<name>` with `fields`.
+pub fn post_element_message(obj: &gst::Element, s: gst::Structure) {
+    let _ = obj.post_message(gst::message::Element::builder(s).src(obj).build());
+}

@@ -1,0 +1,268 @@
+// SPDX-License-Identifier: MPL-2.0
+
+//! One remote peer: a child bin around a `webrtcbin`, driving offer/answer, ICE candidates and
+//! the data channel. Everything webrtcbin reports goes to the signaling session as an
+//! [`Input`] through a channel; nothing here blocks on the network.
+//!
+//! The media elements (payloaders, depayloaders) are the element's business; this module only
+//! owns the bin and the webrtcbin in it.
+
+mod negotiate;
+pub mod sdp;
+pub mod stats;
+
+use std::sync::{Arc, Mutex};
+
+use gst::glib;
+use gst::prelude::*;
+use gst_webrtc::{WebRTCDataChannel, WebRTCDataChannelState, WebRTCPeerConnectionState};
+use tokio::sync::mpsc::UnboundedSender;
+
+use crate::common::settings::IceConfig;
+use crate::protocol::machine::{Input, PeerId, PeerState};
+use crate::protocol::message::{IceCandidate, SessionDescription};
+
+pub use negotiate::Munging;
+
+/// How to build one peer.
+#[derive(Debug, Clone)]
+pub struct PeerOptions {
+    pub id: PeerId,
+    pub ice: IceConfig,
+    /// Jitter-buffer latency in ms (receiving peers).
+    pub latency_ms: Option<u32>,
+    pub munging: Munging,
+}
+
+/// A peer's bin and webrtcbin. Dropping it does not tear anything down: call [`Peer::close`].
+pub struct Peer {
+    pub id: PeerId,
+    pub bin: gst::Bin,
+    pub webrtc: gst::Element,
+    shared: Arc<Shared>,
+}
+
+struct Shared {
+    id: PeerId,
+    webrtc: glib::WeakRef<gst::Element>,
+    inputs: UnboundedSender<Input>,
+    channel: Mutex<Option<WebRTCDataChannel>>,
+    /// `a=mid` values of our last local description, for the candidates we report.
+    mids: Mutex<Vec<Option<String>>>,
+    ops: Mutex<negotiate::Ops>,
+    munging: Munging,
+}
+
+impl Shared {
+    fn input(&self, input: Input) {
+        let _ = self.inputs.send(input);
+    }
+
+    fn fail(&self, message: String) {
+        self.input(Input::PeerError {
+            peer: self.id,
+            message,
+        });
+    }
+}
+
+fn peer_state(s: WebRTCPeerConnectionState) -> Option<PeerState> {
+    match s {
+        WebRTCPeerConnectionState::Connected => Some(PeerState::Connected),
+        WebRTCPeerConnectionState::Disconnected => Some(PeerState::Disconnected),
+        WebRTCPeerConnectionState::Failed => Some(PeerState::Failed),
+        WebRTCPeerConnectionState::Closed => Some(PeerState::Closed),
+        _ => None,
+    }
+}
+
+impl Peer {
+    /// Creates the bin (not yet added to any parent) with a configured webrtcbin.
+    pub fn new(opts: PeerOptions, inputs: UnboundedSender<Input>) -> Result<Self, glib::BoolError> {
+        let bin = gst::Bin::with_name(&format!("{}", opts.id));
+        let webrtc = gst::ElementFactory::make("webrtcbin")
+            .name(format!("webrtc-{}", opts.id))
+            .property_from_str("bundle-policy", "max-bundle")
+            .build()?;
+        if let Some(stun) = &opts.ice.stun {
+            webrtc.set_property("stun-server", stun);
+        }
+        for turn in &opts.ice.turn {
+            let _ = webrtc.emit_by_name::<bool>("add-turn-server", &[&turn.to_webrtcbin_uri()]);
+        }
+        if opts.ice.relay_only {
+            webrtc.set_property_from_str("ice-transport-policy", "relay");
+        }
+        if let Some(ms) = opts.latency_ms {
+            webrtc.set_property("latency", ms);
+        }
+        if let Some(addr) = &opts.ice.local_address {
+            let agent = webrtc.property::<gst_webrtc::WebRTCICE>("ice-agent");
+            use gst_webrtc::prelude::WebRTCICEExt;
+            agent.emit_add_local_ip_address(addr);
+        }
+        bin.add(&webrtc)?;
+
+        let shared = Arc::new(Shared {
+            id: opts.id,
+            webrtc: webrtc.downgrade(),
+            inputs,
+            channel: Mutex::new(None),
+            mids: Mutex::new(Vec::new()),
+            ops: Mutex::new(negotiate::Ops::default()),
+            munging: opts.munging,
+        });
+        Self::connect_signals(&webrtc, &shared);
+        Ok(Self {
+            id: opts.id,
+            bin,
+            webrtc,
+            shared,
+        })
+    }
+
+    fn connect_signals(webrtc: &gst::Element, shared: &Arc<Shared>) {
+        let s = Arc::downgrade(shared);
+        webrtc.connect("on-ice-candidate", false, move |args| {
+            let s = s.upgrade()?;
+            let mline = args.get(1).and_then(|v| v.get::<u32>().ok())?;
+            let candidate = args.get(2).and_then(|v| v.get::<String>().ok())?;
+            if candidate.is_empty() {
+                return None;
+            }
+            let mid = s
+                .mids
+                .lock()
+                .ok()
+                .and_then(|m| m.get(mline as usize).cloned().flatten());
+            s.input(Input::LocalCandidate {
+                peer: s.id,
+                candidate: IceCandidate {
+                    candidate,
+                    sdp_mid: mid,
+                    sdp_mline_index: Some(mline),
+                },
+            });
+            None
+        });
+        let s = Arc::downgrade(shared);
+        webrtc.connect_notify(Some("connection-state"), move |w, _| {
+            let Some(s) = s.upgrade() else { return };
+            let state = w.property::<WebRTCPeerConnectionState>("connection-state");
+            if let Some(state) = peer_state(state) {
+                s.input(Input::PeerState { peer: s.id, state });
+            }
+        });
+        let s = Arc::downgrade(shared);
+        webrtc.connect("on-data-channel", false, move |args| {
+            let s = s.upgrade()?;
+            let dc = args
+                .get(1)
+                .and_then(|v| v.get::<WebRTCDataChannel>().ok())?;
+            attach_channel(&s, dc);
+            None
+        });
+    }
+
+    /// Creates our data channel `sendChannel` (publishers, before the first offer, §6.4).
+    pub fn create_channel(&self) -> Result<(), String> {
+        let opts = gst::Structure::builder("options")
+            .field("ordered", true)
+            .build();
+        let dc = self
+            .webrtc
+            .emit_by_name::<Option<WebRTCDataChannel>>(
+                "create-data-channel",
+                &[&"sendChannel", &opts],
+            )
+            .ok_or("webrtcbin could not create the data channel")?;
+        attach_channel(&self.shared, dc);
+        Ok(())
+    }
+
+    /// Queues an offer (done in order with other negotiation steps).
+    pub fn create_offer(&self, ice_restart: bool) {
+        negotiate::push(&self.shared, negotiate::Op::Offer { ice_restart });
+    }
+
+    /// Queues a remote description; an offer is answered.
+    pub fn set_remote_description(&self, sdp: SessionDescription) {
+        negotiate::push(&self.shared, negotiate::Op::Remote(sdp));
+    }
+
+    pub fn add_candidates(&self, candidates: &[IceCandidate]) {
+        for c in candidates {
+            let mline = c.sdp_mline_index.unwrap_or(0);
+            self.webrtc
+                .emit_by_name::<()>("add-ice-candidate", &[&mline, &c.candidate]);
+        }
+    }
+
+    /// Sends text on the data channel; dropped if it is not open.
+    pub fn send_data(&self, text: &str) -> bool {
+        let dc = self.shared.channel.lock().ok().and_then(|c| c.clone());
+        match dc {
+            Some(dc) if dc.ready_state() == WebRTCDataChannelState::Open => {
+                dc.send_string_full(Some(text)).is_ok()
+            }
+            _ => false,
+        }
+    }
+
+    /// Whether `obj` is this peer's bin or inside it.
+    pub fn contains(&self, obj: &gst::Object) -> bool {
+        obj.has_as_ancestor(&self.bin) || obj == self.bin.upcast_ref::<gst::Object>()
+    }
+
+    /// Stops the peer: detaches it from `parent` and sets it to NULL. Call from a thread that
+    /// is not one of this peer's streaming threads.
+    pub fn close(&self, parent: &gst::Bin) {
+        if let Ok(mut c) = self.shared.channel.lock()
+            && let Some(dc) = c.take()
+        {
+            dc.close();
+        }
+        let _ = self.bin.set_state(gst::State::Null);
+        let _ = parent.remove(&self.bin);
+    }
+
+    /// Statistics of the webrtcbin (`get-stats`), if it answers within `timeout`.
+    pub fn stats(&self, timeout: std::time::Duration) -> Option<gst::Structure> {
+        let (tx, rx) = std::sync::mpsc::sync_channel(1);
+        let promise = gst::Promise::with_change_func(move |reply| {
+            let s = reply.ok().flatten().map(|s| s.to_owned());
+            let _ = tx.send(s);
+        });
+        self.webrtc
+            .emit_by_name::<()>("get-stats", &[&None::<gst::Pad>, &promise]);
+        rx.recv_timeout(timeout).ok().flatten()
+    }
+}
+
+fn attach_channel(shared: &Arc<Shared>, dc: WebRTCDataChannel) {
+    let id = shared.id;
+    let tx = shared.inputs.clone();
+    dc.connect_on_open(move |_| {
+        let _ = tx.send(Input::DataChannelOpen { peer: id });
+    });
+    let tx = shared.inputs.clone();
+    dc.connect_on_message_string(move |_, text| {
+        if let Some(text) = text {
+            let _ = tx.send(Input::DataChannelText {
+                peer: id,
+                text: text.to_string(),
+            });
+        }
+    });
+    let tx = shared.inputs.clone();
+    dc.connect_on_close(move |_| {
+        let _ = tx.send(Input::DataChannelClosed { peer: id });
+    });
+    let open = dc.ready_state() == WebRTCDataChannelState::Open;
+    if let Ok(mut c) = shared.channel.lock() {
+        *c = Some(dc);
+    }
+    if open {
+        shared.input(Input::DataChannelOpen { peer: id });
+    }
+}

@@ -1,0 +1,196 @@
+// SPDX-License-Identifier: MPL-2.0
+
+//! SDP text edits (spec §6.2, §6.3): plain functions over the SDP text, no GStreamer.
+
+/// The H.264 parameters advertised in offers (§6.2: what browsers, OBS and RN agree on).
+pub const H264_FMTP: &str =
+    "level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e01f";
+
+fn lines(sdp: &str) -> impl Iterator<Item = &str> {
+    sdp.split('\n')
+        .map(|l| l.trim_end_matches('\r'))
+        .filter(|l| !l.is_empty())
+}
+
+fn join(lines: Vec<String>) -> String {
+    let mut s = lines.join("\r\n");
+    s.push_str("\r\n");
+    s
+}
+
+/// `(payload type, encoding name)` of an `a=rtpmap:` line.
+fn rtpmap(line: &str) -> Option<(&str, &str)> {
+    let rest = line.strip_prefix("a=rtpmap:")?;
+    let (pt, enc) = rest.split_once(' ')?;
+    Some((pt, enc.split('/').next().unwrap_or_default()))
+}
+
+/// The `a=mid:` values, in m-line order (`None` for an m-line without one).
+pub fn mids(sdp: &str) -> Vec<Option<String>> {
+    let mut out = Vec::new();
+    for l in lines(sdp) {
+        if l.starts_with("m=") {
+            out.push(None);
+        } else if let Some(mid) = l.strip_prefix("a=mid:")
+            && let Some(last) = out.last_mut()
+        {
+            *last = Some(mid.to_string());
+        }
+    }
+    out
+}
+
+/// Payload types whose encoding is `codec` (case-insensitive).
+fn payload_types<'a>(sdp: &'a str, codec: &str) -> Vec<&'a str> {
+    lines(sdp)
+        .filter_map(rtpmap)
+        .filter(|(_, enc)| enc.eq_ignore_ascii_case(codec))
+        .map(|(pt, _)| pt)
+        .collect()
+}
+
+/// Rewrites every H.264 `a=fmtp` line to [`H264_FMTP`] (keeping other parameters), and adds
+/// one where an H.264 payload type has none.
+pub fn advertise_h264_baseline(sdp: &str) -> String {
+    let h264 = payload_types(sdp, "H264");
+    if h264.is_empty() {
+        return sdp.to_string();
+    }
+    let mut has_fmtp: Vec<&str> = Vec::new();
+    let mut out: Vec<String> = Vec::new();
+    for l in lines(sdp) {
+        if let Some(rest) = l.strip_prefix("a=fmtp:")
+            && let Some((pt, params)) = rest.split_once(' ')
+            && h264.contains(&pt)
+        {
+            has_fmtp.push(pt);
+            let kept: Vec<&str> = params
+                .split(';')
+                .map(str::trim)
+                .filter(|p| {
+                    let key = p.split('=').next().unwrap_or_default();
+                    !p.is_empty()
+                        && !matches!(
+                            key,
+                            "profile-level-id" | "packetization-mode" | "level-asymmetry-allowed"
+                        )
+                })
+                .collect();
+            let mut params = H264_FMTP.to_string();
+            for k in kept {
+                params.push(';');
+                params.push_str(k);
+            }
+            out.push(format!("a=fmtp:{pt} {params}"));
+        } else {
+            out.push(l.to_string());
+        }
+    }
+    // Payload types without an fmtp line get one right after their rtpmap.
+    let mut result = Vec::with_capacity(out.len() + h264.len());
+    for l in out {
+        let missing = rtpmap(&l)
+            .filter(|(pt, enc)| enc.eq_ignore_ascii_case("H264") && !has_fmtp.contains(pt))
+            .map(|(pt, _)| pt.to_string());
+        result.push(l);
+        if let Some(pt) = missing {
+            result.push(format!("a=fmtp:{pt} {H264_FMTP}"));
+        }
+    }
+    join(result)
+}
+
+/// Moves the payload types of `codec` to the front of every `m=video` line (the answerer's way
+/// of choosing the codec, §6.2). Unknown codecs leave the SDP unchanged.
+pub fn prefer_video_codec(sdp: &str, codec: &str) -> String {
+    let preferred = payload_types(sdp, codec);
+    if preferred.is_empty() {
+        return sdp.to_string();
+    }
+    let out = lines(sdp)
+        .map(|l| {
+            let Some(rest) = l.strip_prefix("m=video ") else {
+                return l.to_string();
+            };
+            let mut parts: Vec<&str> = rest.split(' ').collect();
+            if parts.len() <= 3 {
+                return l.to_string();
+            }
+            let fmts = parts.split_off(2);
+            let (first, others): (Vec<&str>, Vec<&str>) =
+                fmts.into_iter().partition(|pt| preferred.contains(pt));
+            parts.extend(first);
+            parts.extend(others);
+            format!("m=video {}", parts.join(" "))
+        })
+        .collect();
+    join(out)
+}
+
+/// The encoding names of the `m=` section `kind` (`video`/`audio`), in order of preference.
+pub fn codecs_of(sdp: &str, kind: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut in_section = false;
+    let mut order: Vec<String> = Vec::new();
+    let mut names: Vec<(String, String)> = Vec::new();
+    for l in lines(sdp) {
+        if let Some(rest) = l.strip_prefix("m=") {
+            in_section = rest.starts_with(kind);
+            if in_section {
+                order = rest.split(' ').skip(3).map(String::from).collect();
+            }
+        } else if in_section && let Some((pt, enc)) = rtpmap(l) {
+            names.push((pt.to_string(), enc.to_string()));
+        }
+    }
+    for pt in order {
+        if let Some((_, enc)) = names.iter().find(|(p, _)| *p == pt)
+            && !out.contains(enc)
+        {
+            out.push(enc.clone());
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const OFFER: &str = "v=0\r\no=- 1 0 IN IP4 0.0.0.0\r\ns=-\r\nt=0 0\r\n\
+        m=video 9 UDP/TLS/RTP/SAVPF 96 97 98\r\na=mid:video0\r\n\
+        a=rtpmap:96 VP8/90000\r\na=rtpmap:97 H264/90000\r\n\
+        a=fmtp:97 packetization-mode=1;profile-level-id=640028;sprop-parameter-sets=Z0I=\r\n\
+        a=rtpmap:98 H264/90000\r\n\
+        m=audio 9 UDP/TLS/RTP/SAVPF 111\r\na=mid:audio1\r\na=rtpmap:111 OPUS/48000/2\r\n\
+        m=application 9 UDP/DTLS/SCTP webrtc-datachannel\r\n";
+
+    #[test]
+    fn h264_fmtp_is_rewritten_and_added() {
+        let s = advertise_h264_baseline(OFFER);
+        assert!(s.contains(
+            "a=fmtp:97 level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e01f;sprop-parameter-sets=Z0I=\r\n"
+        ));
+        assert!(s.contains("a=rtpmap:98 H264/90000\r\na=fmtp:98 level-asymmetry-allowed=1"));
+        assert!(!s.contains("640028"));
+        assert!(s.contains("a=rtpmap:96 VP8/90000\r\na=rtpmap:97"));
+    }
+
+    #[test]
+    fn codec_preference_reorders_video_only() {
+        let s = prefer_video_codec(OFFER, "h264");
+        assert!(s.contains("m=video 9 UDP/TLS/RTP/SAVPF 97 98 96\r\n"));
+        assert!(s.contains("m=audio 9 UDP/TLS/RTP/SAVPF 111\r\n"));
+        assert_eq!(prefer_video_codec(OFFER, "AV1"), OFFER);
+        assert_eq!(codecs_of(&s, "video"), ["H264", "VP8"]);
+        assert_eq!(codecs_of(&s, "audio"), ["OPUS"]);
+    }
+
+    #[test]
+    fn mids_follow_m_lines() {
+        assert_eq!(
+            mids(OFFER),
+            [Some("video0".into()), Some("audio1".into()), None]
+        );
+    }
+}

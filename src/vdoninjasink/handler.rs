@@ -1,0 +1,263 @@
+// SPDX-License-Identifier: MPL-2.0
+
+//! What the signaling asks of the sink, carried out on the media thread: viewers come and go,
+//! offers, candidates, data-channel text, bitrate and key-frame requests.
+
+use gst::prelude::*;
+use gst::subclass::prelude::*;
+
+use super::imp::{CAT, VdoNinjaSink};
+use super::viewer::Viewer;
+use crate::common::driver::Job;
+use crate::common::log;
+use crate::peer::{Munging, Peer, PeerOptions};
+use crate::protocol::machine::{CloseReason, Event, Input, Output, PeerId, Role};
+
+impl VdoNinjaSink {
+    pub(super) fn handle_job(&self, job: Job) {
+        match job {
+            Job::Output(o) => self.handle_output(o),
+            Job::Run(f) => f(),
+            Job::IceConfig(ice, err) => {
+                if let Some(e) = err {
+                    gst::info!(
+                        CAT,
+                        imp = self,
+                        "VDO.Ninja TURN list not fetched ({e}); using the built-in table"
+                    );
+                }
+                let names: Vec<String> = ice.turn.iter().map(|t| t.redacted()).collect();
+                gst::info!(CAT, imp = self, "TURN servers: {names:?}");
+                self.state().ice = ice;
+            }
+        }
+    }
+
+    fn handle_output(&self, out: Output) {
+        let obj = self.obj();
+        match out {
+            Output::CreatePeer {
+                peer, role, uuid, ..
+            } => {
+                if role != Role::Publisher {
+                    gst::warning!(CAT, imp = self, "ignoring a request to view from {uuid}");
+                    return;
+                }
+                if let Err(e) = self.add_viewer(peer, uuid) {
+                    log::post_warning(
+                        *CAT,
+                        obj.upcast_ref(),
+                        &format!("cannot serve a viewer: {e}"),
+                    );
+                    self.input(Input::PeerError { peer, message: e });
+                }
+            }
+            Output::CreateOffer { peer, ice_restart } => self.offer(peer, ice_restart),
+            Output::SetRemoteDescription { peer, sdp } => {
+                if let Some(v) = self.state().viewers.get(&peer) {
+                    v.peer.set_remote_description(sdp);
+                }
+            }
+            Output::AddCandidates { peer, candidates } => {
+                if let Some(v) = self.state().viewers.get(&peer) {
+                    v.peer.add_candidates(&candidates);
+                }
+            }
+            Output::SendData { peer, text } => {
+                if let Some(v) = self.state().viewers.get(&peer) {
+                    v.peer.send_data(&text);
+                }
+            }
+            Output::ClosePeer { peer, reason } => {
+                let viewer = self.state().viewers.remove(&peer);
+                self.state().pending_offers.retain(|(p, _)| *p != peer);
+                if let Some(v) = viewer {
+                    self.remove_viewer(v, &reason_text(&reason));
+                    self.update_video_bitrate();
+                }
+            }
+            Output::Event(e) => self.handle_event(e),
+            Output::Log { level, message } => {
+                log::machine_log(*CAT, obj.upcast_ref(), level, &message)
+            }
+            Output::Send(_) => {}
+        }
+    }
+
+    fn handle_event(&self, event: Event) {
+        let obj = self.obj();
+        let Some(event) = log::common_event(*CAT, obj.upcast_ref(), event) else {
+            return;
+        };
+        match event {
+            Event::MediaRequest { peer, audio, video } => {
+                if let Some(v) = self.state().viewers.get_mut(&peer) {
+                    v.want_audio = audio.unwrap_or(v.want_audio);
+                    v.want_video = video.unwrap_or(v.want_video);
+                    v.apply_gates();
+                }
+            }
+            Event::VideoBitrateRequest { peer, kbps } => {
+                if let Some(v) = self.state().viewers.get_mut(&peer) {
+                    v.video_kbps = kbps;
+                    v.apply_gates();
+                }
+                self.update_video_bitrate();
+            }
+            Event::AudioBitrateRequest { peer, kbps } => {
+                if let Some(v) = self.state().viewers.get_mut(&peer) {
+                    v.audio_kbps = kbps;
+                    v.apply_gates();
+                }
+            }
+            Event::KeyframeRequest { peer } => {
+                gst::debug!(CAT, imp = self, "{peer} asks for a key frame");
+                for t in &self.state().tracks {
+                    if let Some(c) = &t.chain
+                        && c.codec.is_video()
+                    {
+                        c.request_keyframe();
+                    }
+                }
+            }
+            Event::ViewerRefused { uuid } => {
+                gst::info!(
+                    CAT,
+                    imp = self,
+                    "refused viewer {uuid}: max-viewers reached"
+                );
+            }
+            _ => {}
+        }
+    }
+
+    fn add_viewer(&self, peer: PeerId, uuid: String) -> Result<(), String> {
+        let (ice, inputs) = {
+            let st = self.state();
+            let inputs = st
+                .driver
+                .as_ref()
+                .and_then(|d| d.sender())
+                .ok_or("signaling is not running")?;
+            (st.ice.clone(), inputs)
+        };
+        let opts = PeerOptions {
+            id: peer,
+            ice,
+            latency_ms: None,
+            munging: Munging {
+                h264_baseline: true,
+                prefer_video_codec: None,
+            },
+        };
+        let p = Peer::new(opts, inputs).map_err(|e| e.to_string())?;
+        let obj = self.obj();
+        obj.add(&p.bin).map_err(|e| e.to_string())?;
+        let _ = p.bin.sync_state_with_parent();
+        p.create_channel()?;
+        gst::info!(CAT, imp = self, "viewer {uuid} ({peer}) added");
+        self.state()
+            .viewers
+            .insert(peer, Viewer::new(p, uuid.clone()));
+        obj.emit_by_name::<()>("viewer-added", &[&uuid]);
+        log::post_element_message(
+            obj.upcast_ref(),
+            gst::Structure::builder("vdoninja/viewer-added")
+                .field("viewer-id", &uuid)
+                .build(),
+        );
+        Ok(())
+    }
+
+    /// Offers once every input knows its codec (a viewer may come before the first caps).
+    fn offer(&self, peer: PeerId, ice_restart: bool) {
+        let failure = {
+            let mut guard = self.state();
+            let st = &mut *guard;
+            if !st.viewers.contains_key(&peer) {
+                return;
+            }
+            if !st.tracks_ready() {
+                gst::debug!(CAT, imp = self, "{peer}: offer waits for the inputs' caps");
+                st.pending_offers.push((peer, ice_restart));
+                return;
+            }
+            let Some(v) = st.viewers.get_mut(&peer) else {
+                return;
+            };
+            let mut failure = None;
+            if v.branches.is_empty() {
+                for (i, t) in st.tracks.iter().enumerate() {
+                    if let Some(chain) = &t.chain
+                        && let Err(e) = v.attach(i, chain)
+                    {
+                        failure = Some(format!("cannot feed viewer {}: {e}", v.uuid));
+                        break;
+                    }
+                }
+            }
+            if failure.is_none() {
+                v.peer.create_offer(ice_restart);
+            }
+            failure
+        };
+        if let Some(msg) = failure {
+            log::post_warning(*CAT, self.obj().upcast_ref(), &msg);
+            self.input(Input::PeerError { peer, message: msg });
+        }
+    }
+
+    pub(super) fn flush_pending_offers(&self) {
+        let pending = std::mem::take(&mut self.state().pending_offers);
+        for (peer, restart) in pending {
+            self.offer(peer, restart);
+        }
+    }
+
+    pub(super) fn remove_viewer(&self, mut v: Viewer, reason: &str) {
+        let obj = self.obj();
+        v.detach();
+        v.peer.close(obj.upcast_ref());
+        gst::info!(CAT, imp = self, "viewer {} removed: {reason}", v.uuid);
+        obj.emit_by_name::<()>("viewer-removed", &[&v.uuid, &reason]);
+        log::post_element_message(
+            obj.upcast_ref(),
+            gst::Structure::builder("vdoninja/viewer-removed")
+                .field("viewer-id", &v.uuid)
+                .field("reason", reason)
+                .build(),
+        );
+    }
+
+    /// Moves the shared video encoder to the lowest viewer request within the bounds.
+    pub(super) fn update_video_bitrate(&self) {
+        let settings = self.settings().clone();
+        let mut st = self.state();
+        let kbps = settings.effective_video_kbps(st.viewers.values().map(|v| v.video_kbps));
+        if kbps == st.video_kbps {
+            return;
+        }
+        st.video_kbps = kbps;
+        for t in &st.tracks {
+            if let Some(c) = &t.chain
+                && c.codec.is_video()
+                && let Some(enc) = &c.encoder
+            {
+                gst::info!(CAT, imp = self, "video encoder bitrate now {kbps} kbit/s");
+                super::input::set_bitrate(enc, kbps);
+            }
+        }
+    }
+}
+
+fn reason_text(reason: &CloseReason) -> String {
+    match reason {
+        CloseReason::Bye => "bye".into(),
+        CloseReason::Replaced => "replaced".into(),
+        CloseReason::ConnectionLost => "connection lost".into(),
+        CloseReason::Silent => "data channel silent".into(),
+        CloseReason::ConnectTimeout => "never connected".into(),
+        CloseReason::Error(e) => format!("error: {e}"),
+        CloseReason::Shutdown => "shutdown".into(),
+    }
+}

@@ -1,0 +1,234 @@
+// SPDX-License-Identifier: MPL-2.0
+
+//! One input of the sink: raw media is encoded once, encoded media is parsed; either way it
+//! ends in a `tee` that every viewer's branch hangs off.
+
+use gst::prelude::*;
+
+use crate::common::codec::Codec;
+
+/// The elements behind one request pad.
+#[derive(Debug)]
+pub struct Chain {
+    pub codec: Codec,
+    /// In stream order; the first one's sink pad is the ghost pad's target.
+    pub elements: Vec<gst::Element>,
+    /// Our encoder, when the input was raw.
+    pub encoder: Option<gst::Element>,
+    pub tee: gst::Element,
+}
+
+impl Chain {
+    pub fn sink_pad(&self) -> Option<gst::Pad> {
+        self.elements.first().and_then(|e| e.static_pad("sink"))
+    }
+
+    /// Asks the encoder (ours, or the one upstream of encoded input) for a key frame.
+    pub fn request_keyframe(&self) {
+        if let Some(pad) = self.tee.static_pad("sink").and_then(|p| p.peer()) {
+            pad.send_event(force_key_unit());
+        }
+    }
+}
+
+/// An upstream `GstForceKeyUnit` event (what an RTCP PLI turns into, §6.5).
+pub fn force_key_unit() -> gst::Event {
+    gst::event::CustomUpstream::new(
+        gst::Structure::builder("GstForceKeyUnit")
+            .field("running-time", u64::MAX)
+            .field("all-headers", true)
+            .field("count", 0u32)
+            .build(),
+    )
+}
+
+pub struct Params {
+    pub video_codec: Codec,
+    pub video_kbps: u32,
+    pub audio_kbps: u32,
+}
+
+fn make(factory: &str, name: String) -> Result<gst::Element, String> {
+    gst::ElementFactory::make(factory)
+        .name(name)
+        .build()
+        .map_err(|_| format!("the GStreamer element {factory} is not installed"))
+}
+
+/// Sets a property if the element has it, converting from a string (enums, numbers).
+pub fn set_if_present(e: &gst::Element, name: &str, value: &str) {
+    if e.find_property(name).is_some() {
+        e.set_property_from_str(name, value);
+    }
+}
+
+/// Sets an encoder's bitrate; each encoder family has its own property and unit.
+pub fn set_bitrate(encoder: &gst::Element, kbps: u32) {
+    let factory = encoder
+        .factory()
+        .map(|f| f.name().to_string())
+        .unwrap_or_default();
+    let (prop, value) = match factory.as_str() {
+        "vp8enc" | "vp9enc" => ("target-bitrate", kbps as u64 * 1000),
+        "av1enc" => ("target-bitrate", kbps as u64),
+        "openh264enc" | "opusenc" => ("bitrate", kbps as u64 * 1000),
+        _ if encoder.find_property("bitrate").is_some() => ("bitrate", kbps as u64),
+        _ => return,
+    };
+    set_if_present(encoder, prop, &value.to_string());
+}
+
+/// The first encoder for `codec` that exists and can start on this machine.
+fn pick_encoder(codec: Codec, name: String) -> Result<gst::Element, String> {
+    for factory in codec.encoders() {
+        let Ok(e) = gst::ElementFactory::make(factory)
+            .name(name.as_str())
+            .build()
+        else {
+            continue;
+        };
+        // Hardware encoders exist as elements without a device behind them: try to open one.
+        if e.set_state(gst::State::Ready).is_ok() {
+            let _ = e.set_state(gst::State::Null);
+            return Ok(e);
+        }
+        let _ = e.set_state(gst::State::Null);
+    }
+    Err(format!(
+        "no {} encoder is installed (tried {})",
+        codec.encoding_name(),
+        codec.encoders().join(", ")
+    ))
+}
+
+/// Low-latency settings (no B-frames, zero-latency tuning, a key frame at least every 2 s).
+fn configure_encoder(e: &gst::Element, params: &Params, codec: Codec) {
+    let factory = e
+        .factory()
+        .map(|f| f.name().to_string())
+        .unwrap_or_default();
+    match factory.as_str() {
+        "x264enc" => {
+            set_if_present(e, "tune", "zerolatency");
+            set_if_present(e, "speed-preset", "superfast");
+            set_if_present(e, "bframes", "0");
+            set_if_present(e, "key-int-max", "60");
+        }
+        "openh264enc" => {
+            set_if_present(e, "rate-control", "bitrate");
+            set_if_present(e, "gop-size", "60");
+            set_if_present(e, "usage-type", "camera");
+        }
+        "vp8enc" | "vp9enc" => {
+            set_if_present(e, "deadline", "1");
+            set_if_present(e, "cpu-used", if codec == Codec::Vp9 { "7" } else { "8" });
+            set_if_present(e, "end-usage", "cbr");
+            set_if_present(e, "keyframe-max-dist", "60");
+            set_if_present(e, "lag-in-frames", "0");
+            set_if_present(e, "error-resilient", "default");
+            set_if_present(e, "threads", "2");
+            set_if_present(e, "row-mt", "true");
+        }
+        "av1enc" => {
+            set_if_present(e, "usage-profile", "realtime");
+            set_if_present(e, "cpu-used", "8");
+            set_if_present(e, "keyframe-max-dist", "60");
+            set_if_present(e, "lag-in-frames", "0");
+        }
+        "opusenc" => {
+            set_if_present(e, "inband-fec", "true");
+            set_if_present(e, "frame-size", "20");
+        }
+        _ => {
+            // Hardware encoders: the common names for the same settings.
+            set_if_present(e, "zerolatency", "true");
+            set_if_present(e, "bframes", "0");
+            set_if_present(e, "b-frames", "0");
+            set_if_present(e, "gop-size", "60");
+            set_if_present(e, "key-int-max", "60");
+        }
+    }
+    let kbps = if codec == Codec::Opus {
+        params.audio_kbps
+    } else {
+        params.video_kbps
+    };
+    set_bitrate(e, kbps);
+}
+
+/// Builds the chain for input with these caps and adds it to `bin` (not yet synced to its state).
+pub fn build(
+    bin: &gst::Bin,
+    pad_name: &str,
+    caps: &gst::CapsRef,
+    params: &Params,
+) -> Result<Chain, String> {
+    let s = caps.structure(0).ok_or("the input has empty caps")?;
+    let name = s.name().as_str();
+    let n = |what: &str| format!("{pad_name}-{what}");
+    let mut elements = vec![make("queue", n("queue"))?];
+    let mut encoder = None;
+    let codec = match name {
+        "video/x-raw" | "audio/x-raw" => {
+            let video = name == "video/x-raw";
+            let codec = if video {
+                params.video_codec
+            } else {
+                Codec::Opus
+            };
+            if video {
+                elements.push(make("videoconvert", n("convert"))?);
+            } else {
+                elements.push(make("audioconvert", n("convert"))?);
+                elements.push(make("audioresample", n("resample"))?);
+            }
+            let enc = pick_encoder(codec, n("encoder"))?;
+            configure_encoder(&enc, params, codec);
+            elements.push(enc.clone());
+            encoder = Some(enc);
+            if codec == Codec::H264 {
+                let filter = make("capsfilter", n("profile"))?;
+                filter.set_property(
+                    "caps",
+                    gst::Caps::builder("video/x-h264")
+                        .field("profile", "constrained-baseline")
+                        .build(),
+                );
+                elements.push(filter);
+            }
+            codec
+        }
+        other => Codec::from_caps_name(other)
+            .filter(|c| *c != Codec::Av1)
+            .ok_or_else(|| format!("vdoninjasink cannot send {other}"))?,
+    };
+    if let Some(parser) = codec.parser() {
+        let p = make(parser, n("parse"))?;
+        set_if_present(&p, "config-interval", "-1");
+        elements.push(p);
+    }
+    if codec == Codec::H264 {
+        let filter = make("capsfilter", n("bytestream"))?;
+        filter.set_property(
+            "caps",
+            gst::Caps::builder("video/x-h264")
+                .field("stream-format", "byte-stream")
+                .field("alignment", "au")
+                .build(),
+        );
+        elements.push(filter);
+    }
+    let tee = make("tee", n("tee"))?;
+    tee.set_property("allow-not-linked", true);
+    elements.push(tee.clone());
+
+    bin.add_many(&elements).map_err(|e| e.to_string())?;
+    gst::Element::link_many(&elements)
+        .map_err(|_| format!("cannot link the {pad_name} chain for {name}"))?;
+    Ok(Chain {
+        codec,
+        elements,
+        encoder,
+        tee,
+    })
+}

@@ -1,0 +1,184 @@
+// SPDX-License-Identifier: MPL-2.0
+
+//! One viewer of the sink: a peer bin with, per input, `queue ! valve ! payloader` into its
+//! webrtcbin, fed from that input's tee. A new branch drops delta frames until the first key
+//! frame, so every viewer starts on one.
+
+use std::time::Instant;
+
+use gst::prelude::*;
+use gst_webrtc::{WebRTCRTPTransceiver, WebRTCRTPTransceiverDirection};
+
+use super::input::{Chain, set_if_present};
+use crate::common::codec::Codec;
+use crate::peer::Peer;
+
+pub struct Branch {
+    pub video: bool,
+    pub tee: gst::Element,
+    pub tee_pad: gst::Pad,
+    pub valve: gst::Element,
+}
+
+pub struct Viewer {
+    pub peer: Peer,
+    pub uuid: String,
+    pub branches: Vec<Branch>,
+    pub want_audio: bool,
+    pub want_video: bool,
+    /// The viewer's video bitrate request (kbps); `Some(0)` pauses its video.
+    pub video_kbps: Option<u32>,
+    pub audio_kbps: Option<u32>,
+    pub created: Instant,
+}
+
+fn make(factory: &str, name: String) -> Result<gst::Element, String> {
+    gst::ElementFactory::make(factory)
+        .name(name)
+        .build()
+        .map_err(|_| format!("the GStreamer element {factory} is not installed"))
+}
+
+impl Viewer {
+    pub fn new(peer: Peer, uuid: String) -> Self {
+        Self {
+            peer,
+            uuid,
+            branches: Vec::new(),
+            want_audio: true,
+            want_video: true,
+            video_kbps: None,
+            audio_kbps: None,
+            created: Instant::now(),
+        }
+    }
+
+    /// Adds a branch for the input `index`. The peer bin must already be in its parent.
+    pub fn attach(&mut self, index: usize, chain: &Chain) -> Result<(), String> {
+        let bin = &self.peer.bin;
+        let codec = chain.codec;
+        let n = |what: &str| format!("{}-in{index}-{what}", self.peer.id);
+        let queue = make("queue", n("queue"))?;
+        queue.set_property("max-size-buffers", 0u32);
+        queue.set_property("max-size-bytes", 0u32);
+        queue.set_property("max-size-time", 2_000_000_000u64);
+        set_if_present(&queue, "leaky", "downstream");
+        let valve = make("valve", n("valve"))?;
+        let pay = make(codec.payloader(), n("pay"))?;
+        pay.set_property("pt", codec.payload_type());
+        match codec {
+            Codec::H264 => {
+                set_if_present(&pay, "config-interval", "-1");
+                set_if_present(&pay, "aggregate-mode", "zero-latency");
+            }
+            Codec::Vp8 | Codec::Vp9 => set_if_present(&pay, "picture-id-mode", "15-bit"),
+            _ => {}
+        }
+        let elements = [&queue, &valve, &pay];
+        bin.add_many(elements).map_err(|e| e.to_string())?;
+        gst::Element::link_many(elements).map_err(|_| "cannot link a viewer branch")?;
+        let wsink = self
+            .peer
+            .webrtc
+            .request_pad_simple("sink_%u")
+            .ok_or("webrtcbin gave no sink pad")?;
+        let trans = wsink.property::<WebRTCRTPTransceiver>("transceiver");
+        trans.set_property("direction", WebRTCRTPTransceiverDirection::Sendonly);
+        // The offer may be made before any caps reach webrtcbin: say what we will send.
+        trans.set_codec_preferences(Some(&rtp_caps(codec)));
+        if codec.is_video() && trans.find_property("do-nack").is_some() {
+            trans.set_property("do-nack", true);
+        }
+        let pay_src = pay.static_pad("src").ok_or("payloader without src pad")?;
+        pay_src
+            .link(&wsink)
+            .map_err(|e| format!("cannot link the payloader to webrtcbin: {e:?}"))?;
+
+        let qsink = queue.static_pad("sink").ok_or("queue without sink pad")?;
+        let ghost = gst::GhostPad::builder_with_target(&qsink)
+            .map_err(|e| e.to_string())?
+            .name(format!("in{index}"))
+            .build();
+        bin.add_pad(&ghost).map_err(|e| e.to_string())?;
+        if codec.is_video() {
+            gate_until_keyframe(&qsink);
+        }
+        for e in elements {
+            let _ = e.sync_state_with_parent();
+        }
+        let tee_pad = chain
+            .tee
+            .request_pad_simple("src_%u")
+            .ok_or("the tee gave no pad")?;
+        tee_pad
+            .link(&ghost)
+            .map_err(|e| format!("cannot link a viewer to the input: {e:?}"))?;
+        self.branches.push(Branch {
+            video: codec.is_video(),
+            tee: chain.tee.clone(),
+            tee_pad,
+            valve,
+        });
+        if codec.is_video() {
+            chain.request_keyframe();
+        }
+        self.apply_gates();
+        Ok(())
+    }
+
+    /// Opens or closes each branch's valve per the viewer's request (§6.4: `audio`/`video`,
+    /// and `bitrate: 0` pauses video).
+    pub fn apply_gates(&self) {
+        for b in &self.branches {
+            let open = if b.video {
+                self.want_video && self.video_kbps != Some(0)
+            } else {
+                self.want_audio && self.audio_kbps != Some(0)
+            };
+            b.valve.set_property("drop", !open);
+        }
+    }
+
+    /// Unhooks the branches from the tees (before the peer bin goes away).
+    pub fn detach(&mut self) {
+        for b in self.branches.drain(..) {
+            if let Some(peer) = b.tee_pad.peer() {
+                let _ = b.tee_pad.unlink(&peer);
+            }
+            b.tee.release_request_pad(&b.tee_pad);
+        }
+    }
+}
+
+/// The RTP caps of what a branch sends (the SDP's H.264 fmtp is set when offering, §6.2).
+fn rtp_caps(codec: Codec) -> gst::Caps {
+    let b = gst::Caps::builder("application/x-rtp")
+        .field("media", if codec.is_video() { "video" } else { "audio" })
+        .field("encoding-name", codec.encoding_name())
+        .field("payload", codec.payload_type() as i32);
+    match codec {
+        Codec::Opus => b
+            .field("clock-rate", 48000i32)
+            .field("encoding-params", "2")
+            .build(),
+        Codec::H264 => b
+            .field("clock-rate", 90000i32)
+            .field("packetization-mode", "1")
+            .build(),
+        _ => b.field("clock-rate", 90000i32).build(),
+    }
+}
+
+/// Drops delta units on `pad` until a key frame passes.
+fn gate_until_keyframe(pad: &gst::Pad) {
+    pad.add_probe(gst::PadProbeType::BUFFER, |_, info| {
+        let Some(buf) = info.buffer() else {
+            return gst::PadProbeReturn::Ok;
+        };
+        if buf.flags().contains(gst::BufferFlags::DELTA_UNIT) {
+            gst::PadProbeReturn::Drop
+        } else {
+            gst::PadProbeReturn::Remove
+        }
+    });
+}

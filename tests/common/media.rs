@@ -1,0 +1,400 @@
+// SPDX-License-Identifier: MPL-2.0
+
+//! Media-side test helpers: GStreamer set-up, a server on the plugin's runtime, a browser-like
+//! test viewer (webrtcbin + the protocol core) that counts decoded frames, and bounded waits.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, Once};
+use std::time::{Duration, Instant};
+
+use gst::prelude::*;
+use gstvdoninja::common::driver::{Driver, Job};
+use gstvdoninja::common::settings::{CommonSettings, IceConfig};
+use gstvdoninja::peer::{Munging, Peer, PeerOptions};
+use gstvdoninja::protocol::crypto::Crypto;
+use gstvdoninja::protocol::machine::{Config, Event, Input, Machine, Output, PeerId, View};
+use gstvdoninja::protocol::routing::RoutingMode;
+use gstvdoninja::server::hub::ServerMode;
+use gstvdoninja::server::{RunningServer, ServerConfig, serve};
+
+/// Media waits are bounded by this.
+pub const MEDIA_WAIT: Duration = Duration::from_secs(20);
+
+pub fn init() {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        gst::init().expect("GStreamer initialises");
+        gstvdoninja::plugin_register_static().expect("the plugin registers");
+    });
+}
+
+/// Our server on 127.0.0.1, running on the plugin's runtime.
+pub struct Server {
+    pub server: Option<RunningServer>,
+    pub url: String,
+    pub mode: ServerMode,
+}
+
+impl Server {
+    pub fn start(mode: ServerMode) -> Self {
+        let mut cfg = ServerConfig::new("127.0.0.1:0".parse().expect("address"));
+        cfg.mode = mode;
+        let server = gstvdoninja::runtime::handle()
+            .block_on(serve(cfg))
+            .expect("server starts");
+        let url = format!("ws://{}", server.local_addr());
+        Self {
+            server: Some(server),
+            url,
+            mode,
+        }
+    }
+
+    pub fn signaling_mode(&self) -> &'static str {
+        match self.mode {
+            ServerMode::Official => "official",
+            ServerMode::Fanout => "fanout",
+        }
+    }
+
+    /// Properties every element in a test gets: this server, loopback ICE, no internet.
+    pub fn props(&self) -> String {
+        format!(
+            "server={} signaling-mode={} local-address=127.0.0.1 stun-server=\"\" auto-turn=false",
+            self.url,
+            self.signaling_mode()
+        )
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if let Some(s) = self.server.take() {
+            gstvdoninja::runtime::handle().block_on(s.stop());
+        }
+    }
+}
+
+/// Polls `cond` every 20 ms until it holds or `timeout` passes.
+pub fn wait_until(timeout: Duration, mut cond: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if cond() {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Fails the test on an error message of `pipeline`'s bus; returns the warnings seen.
+pub fn bus_errors(pipeline: &gst::Pipeline) -> Vec<String> {
+    let mut errors = Vec::new();
+    if let Some(bus) = pipeline.bus() {
+        while let Some(msg) = bus.pop() {
+            if let gst::MessageView::Error(e) = msg.view() {
+                errors.push(format!("{} ({:?})", e.error(), e.debug()));
+            }
+        }
+    }
+    errors
+}
+
+/// Elements (recursively) whose factory klass contains every word of `klass`.
+pub fn count_elements(bin: &gst::Bin, klass: &[&str]) -> usize {
+    bin.iterate_recurse()
+        .into_iter()
+        .filter_map(Result::ok)
+        .filter(|e| {
+            e.factory()
+                .map(|f| {
+                    let k = f.metadata(gst::ELEMENT_METADATA_KLASS).unwrap_or_default();
+                    klass.iter().all(|w| k.contains(w))
+                })
+                .unwrap_or(false)
+        })
+        .count()
+}
+
+/// Decoded-frame and key-frame counters of one test viewer.
+#[derive(Default)]
+pub struct Counters {
+    pub video_frames: AtomicU64,
+    pub audio_frames: AtomicU64,
+    pub keyframes: AtomicU64,
+    /// When the first video frame was decoded.
+    pub first_video: Mutex<Option<Instant>>,
+}
+
+/// A viewer like a browser's: answers, sends the request object on data-channel open, decodes.
+pub struct TestViewer {
+    pub pipeline: gst::Pipeline,
+    pub counters: Arc<Counters>,
+    pub peers: Arc<Mutex<HashMap<PeerId, Peer>>>,
+    pub events: Arc<Mutex<Vec<Event>>>,
+    driver: Option<Driver>,
+    pub started: Instant,
+}
+
+pub struct ViewerOptions<'a> {
+    pub stream_id: &'a str,
+    pub room: Option<&'a str>,
+    pub password: Option<&'a str>,
+}
+
+impl TestViewer {
+    pub fn start(server: &Server, opts: ViewerOptions) -> Self {
+        init();
+        let pipeline = gst::Pipeline::new();
+        pipeline
+            .set_state(gst::State::Playing)
+            .expect("viewer pipeline plays");
+        let mode = match server.mode {
+            ServerMode::Official => RoutingMode::Official,
+            ServerMode::Fanout => RoutingMode::Fanout,
+        };
+        let cfg = Config {
+            mode,
+            crypto: Crypto::new(opts.password, "vdo.ninja"),
+            room: opts.room.map(String::from),
+            view: View::Stream(opts.stream_id.to_string()),
+            label: Some("test-viewer".into()),
+            ..Config::default()
+        };
+        let machine = Machine::new(cfg).expect("viewer config");
+        let counters = Arc::new(Counters::default());
+        let peers: Arc<Mutex<HashMap<PeerId, Peer>>> = Arc::default();
+        let events: Arc<Mutex<Vec<Event>>> = Arc::default();
+        let settings = CommonSettings {
+            server: server.url.clone(),
+            auto_turn: false,
+            ..CommonSettings::default()
+        };
+        let ice = IceConfig {
+            local_address: Some("127.0.0.1".into()),
+            ..IceConfig::default()
+        };
+        // The driver's sender is only known once it runs: the handler gets it through this slot.
+        let sender: Arc<Mutex<Option<tokio::sync::mpsc::UnboundedSender<Input>>>> = Arc::default();
+        let handler = {
+            let pipeline = pipeline.clone();
+            let counters = counters.clone();
+            let peers = peers.clone();
+            let events = events.clone();
+            let sender = sender.clone();
+            let ice = ice.clone();
+            move |job: Job| {
+                let Job::Output(out) = job else { return };
+                handle(&pipeline, &counters, &peers, &events, &sender, &ice, out);
+            }
+        };
+        let driver = Driver::start(
+            machine,
+            settings.client_config(),
+            &settings,
+            ice,
+            "test-viewer",
+            handler,
+        )
+        .expect("driver starts");
+        *sender.lock().expect("lock") = driver.sender();
+        Self {
+            pipeline,
+            counters,
+            peers,
+            events,
+            driver: Some(driver),
+            started: Instant::now(),
+        }
+    }
+
+    pub fn video_frames(&self) -> u64 {
+        self.counters.video_frames.load(Ordering::SeqCst)
+    }
+
+    pub fn audio_frames(&self) -> u64 {
+        self.counters.audio_frames.load(Ordering::SeqCst)
+    }
+
+    pub fn keyframes(&self) -> u64 {
+        self.counters.keyframes.load(Ordering::SeqCst)
+    }
+
+    /// Waits until at least `video` video and `audio` audio frames were decoded.
+    pub fn wait_frames(&self, video: u64, audio: u64) -> bool {
+        wait_until(MEDIA_WAIT, || {
+            self.video_frames() >= video && self.audio_frames() >= audio
+        })
+    }
+
+    /// Sends a text on every peer's data channel.
+    pub fn send_data(&self, text: &str) {
+        for p in self.peers.lock().expect("lock").values() {
+            p.send_data(text);
+        }
+    }
+
+    pub fn input(&self, input: Input) {
+        if let Some(d) = &self.driver {
+            d.input(input);
+        }
+    }
+
+    pub fn peer_ids(&self) -> Vec<PeerId> {
+        self.peers.lock().expect("lock").keys().copied().collect()
+    }
+
+    /// Leaves (bye to the publisher) and stops.
+    pub fn stop(mut self) {
+        if let Some(d) = self.driver.take() {
+            d.stop(Duration::from_secs(3));
+        }
+        let _ = self.pipeline.set_state(gst::State::Null);
+    }
+}
+
+impl Drop for TestViewer {
+    fn drop(&mut self) {
+        if let Some(d) = self.driver.take() {
+            d.stop(Duration::from_secs(3));
+        }
+        let _ = self.pipeline.set_state(gst::State::Null);
+    }
+}
+
+fn handle(
+    pipeline: &gst::Pipeline,
+    counters: &Arc<Counters>,
+    peers: &Arc<Mutex<HashMap<PeerId, Peer>>>,
+    events: &Arc<Mutex<Vec<Event>>>,
+    sender: &Arc<Mutex<Option<tokio::sync::mpsc::UnboundedSender<Input>>>>,
+    ice: &IceConfig,
+    out: Output,
+) {
+    let with = |peer: PeerId, f: &dyn Fn(&Peer)| {
+        if let Some(p) = peers.lock().expect("lock").get(&peer) {
+            f(p)
+        }
+    };
+    match out {
+        Output::CreatePeer { peer, .. } => {
+            let Some(tx) = sender.lock().expect("lock").clone() else {
+                return;
+            };
+            let opts = PeerOptions {
+                id: peer,
+                ice: ice.clone(),
+                latency_ms: Some(50),
+                munging: Munging::default(),
+            };
+            let p = Peer::new(opts, tx).expect("peer");
+            pipeline.add(&p.bin).expect("add peer");
+            let bin = p.bin.clone();
+            let c = counters.clone();
+            p.webrtc.connect_pad_added(move |_, pad| {
+                if pad.direction() == gst::PadDirection::Src {
+                    decode_chain(&bin, pad, &c);
+                }
+            });
+            p.bin.sync_state_with_parent().expect("peer plays");
+            peers.lock().expect("lock").insert(peer, p);
+        }
+        Output::SetRemoteDescription { peer, sdp } => {
+            with(peer, &|p| p.set_remote_description(sdp.clone()))
+        }
+        Output::AddCandidates { peer, candidates } => {
+            with(peer, &|p| p.add_candidates(&candidates))
+        }
+        Output::SendData { peer, text } => with(peer, &|p| {
+            p.send_data(&text);
+        }),
+        Output::ClosePeer { peer, .. } => {
+            if let Some(p) = peers.lock().expect("lock").remove(&peer) {
+                p.close(pipeline.upcast_ref());
+            }
+        }
+        Output::Event(e) => events.lock().expect("lock").push(e),
+        _ => {}
+    }
+}
+
+/// `depay ! parse ! decodebin ! fakesink`, counting key frames before and frames after decoding.
+fn decode_chain(bin: &gst::Bin, pad: &gst::Pad, counters: &Arc<Counters>) {
+    let caps = pad.current_caps().or_else(|| pad.allowed_caps());
+    let Some(s) = caps
+        .as_ref()
+        .and_then(|c| c.structure(0).map(|s| s.to_owned()))
+    else {
+        return;
+    };
+    let enc = s.get::<String>("encoding-name").unwrap_or_default();
+    let codec = gstvdoninja::common::codec::Codec::from_encoding_name(&enc);
+    let Some(codec) = codec else { return };
+    let video = codec.is_video();
+    let mut elems = vec![
+        gst::ElementFactory::make(codec.depayloader())
+            .build()
+            .expect("depay"),
+    ];
+    if let Some(p) = codec.parser() {
+        elems.push(gst::ElementFactory::make(p).build().expect("parser"));
+    }
+    let decode = gst::ElementFactory::make("decodebin")
+        .build()
+        .expect("decodebin");
+    bin.add_many(&elems).expect("add");
+    bin.add(&decode).expect("add");
+    gst::Element::link_many(&elems).expect("link");
+    elems
+        .last()
+        .expect("one")
+        .link(&decode)
+        .expect("link decodebin");
+    if video {
+        let c = counters.clone();
+        elems
+            .last()
+            .and_then(|e| e.static_pad("src"))
+            .expect("src")
+            .add_probe(gst::PadProbeType::BUFFER, move |_, info| {
+                if let Some(b) = info.buffer()
+                    && !b.flags().contains(gst::BufferFlags::DELTA_UNIT)
+                {
+                    c.keyframes.fetch_add(1, Ordering::SeqCst);
+                }
+                gst::PadProbeReturn::Ok
+            });
+    }
+    let b = bin.clone();
+    let c = counters.clone();
+    decode.connect_pad_added(move |_, dpad| {
+        let sink = gst::ElementFactory::make("fakesink")
+            .property("sync", false)
+            .property("async", false)
+            .build()
+            .expect("fakesink");
+        b.add(&sink).expect("add sink");
+        sink.sync_state_with_parent().expect("sink plays");
+        dpad.link(&sink.static_pad("sink").expect("sink pad"))
+            .expect("link sink");
+        let c = c.clone();
+        dpad.add_probe(gst::PadProbeType::BUFFER, move |_, _| {
+            if video {
+                c.video_frames.fetch_add(1, Ordering::SeqCst);
+                let mut first = c.first_video.lock().expect("lock");
+                first.get_or_insert_with(Instant::now);
+            } else {
+                c.audio_frames.fetch_add(1, Ordering::SeqCst);
+            }
+            gst::PadProbeReturn::Ok
+        });
+    });
+    for e in elems.iter().chain(std::iter::once(&decode)) {
+        e.sync_state_with_parent().expect("plays");
+    }
+    let sink = elems[0].static_pad("sink").expect("sink");
+    pad.link(&sink).expect("link rtp pad");
+}
