@@ -297,6 +297,15 @@ impl Machine {
         if bye {
             let mut o = Object::new();
             o.insert("bye".into(), Value::Bool(true));
+            // The data channel is about to close under the message: say it on the server too.
+            let (dc, uuid) = match self.peers.get(peer) {
+                Some(p) => (p.use_data_channel(), p.uuid.clone()),
+                None => (false, String::new()),
+            };
+            if dc {
+                let text = self.router.outbound(o.clone(), Some(&uuid));
+                self.out.push(Output::Send(text));
+            }
             self.send_control(peer, o);
         }
         let Some(p) = self.peers.remove(peer) else {
