@@ -13,11 +13,13 @@ pub mod server;
 pub mod signaling;
 pub mod tls;
 pub mod vdoninjasink;
+pub mod vdoninjasrc;
 
 use gst::glib;
 
 fn plugin_init(plugin: &gst::Plugin) -> Result<(), glib::BoolError> {
     vdoninjasink::register(plugin)?;
+    vdoninjasrc::register(plugin)?;
     Ok(())
 }
 

@@ -161,3 +161,47 @@ impl Codec {
         }
     }
 }
+
+/// The video codec a viewer asks publishers for (§6.2), or none.
+#[derive(Debug, Eq, PartialEq, Ord, PartialOrd, Hash, Clone, Copy, Default, glib::Enum)]
+#[repr(u32)]
+#[enum_type(name = "GstVdoNinjaVideoCodecPreference")]
+pub enum VideoCodecPreference {
+    #[default]
+    #[enum_value(name = "Any: whatever the publisher sends", nick = "any")]
+    Any,
+    #[enum_value(name = "H.264", nick = "h264")]
+    H264,
+    #[enum_value(name = "VP8", nick = "vp8")]
+    Vp8,
+    #[enum_value(name = "VP9", nick = "vp9")]
+    Vp9,
+    #[enum_value(name = "AV1", nick = "av1")]
+    Av1,
+}
+
+impl VideoCodecPreference {
+    pub fn codec(self) -> Option<Codec> {
+        match self {
+            Self::Any => None,
+            Self::H264 => Some(Codec::H264),
+            Self::Vp8 => Some(Codec::Vp8),
+            Self::Vp9 => Some(Codec::Vp9),
+            Self::Av1 => Some(Codec::Av1),
+        }
+    }
+}
+
+/// The highest-ranked installed decoder for `caps` (hardware decoders rank above software).
+pub fn best_decoder(caps: &gst::Caps) -> Option<gst::ElementFactory> {
+    use gst::prelude::*;
+    let mut list: Vec<gst::ElementFactory> = gst::ElementFactory::factories_with_type(
+        gst::ElementFactoryType::DECODER,
+        gst::Rank::MARGINAL,
+    )
+    .into_iter()
+    .filter(|f| f.can_sink_any_caps(caps))
+    .collect();
+    list.sort_by_key(|f| std::cmp::Reverse(f.rank()));
+    list.into_iter().next()
+}

@@ -4,7 +4,7 @@
 
 use gst::prelude::*;
 
-use crate::protocol::machine::{Event, LogLevel};
+use crate::protocol::machine::{CloseReason, Event, LogLevel};
 use crate::protocol::message::AlertLevel;
 
 /// Logs a machine [`LogLevel`] line in `cat`, on behalf of `obj`.
@@ -60,4 +60,17 @@ pub fn common_event(cat: gst::DebugCategory, obj: &gst::Element, event: Event) -
 /// Posts an element message `vdoninja/<name>` with `fields`.
 pub fn post_element_message(obj: &gst::Element, s: gst::Structure) {
     let _ = obj.post_message(gst::message::Element::builder(s).src(obj).build());
+}
+
+/// Why a peer went, in words for signals and bus messages.
+pub fn close_reason_text(reason: &CloseReason) -> String {
+    match reason {
+        CloseReason::Bye => "bye".into(),
+        CloseReason::Replaced => "replaced".into(),
+        CloseReason::ConnectionLost => "connection lost".into(),
+        CloseReason::Silent => "data channel silent".into(),
+        CloseReason::ConnectTimeout => "never connected".into(),
+        CloseReason::Error(e) => format!("error: {e}"),
+        CloseReason::Shutdown => "shutdown".into(),
+    }
 }

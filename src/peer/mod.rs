@@ -266,3 +266,15 @@ fn attach_channel(shared: &Arc<Shared>, dc: WebRTCDataChannel) {
         shared.input(Input::DataChannelOpen { peer: id });
     }
 }
+
+/// An upstream `GstForceKeyUnit` event: asks the encoder upstream for a key frame; on a
+/// receiving webrtcbin pad it becomes an RTCP PLI (§6.5).
+pub fn force_key_unit() -> gst::Event {
+    gst::event::CustomUpstream::new(
+        gst::Structure::builder("GstForceKeyUnit")
+            .field("running-time", u64::MAX)
+            .field("all-headers", true)
+            .field("count", 0u32)
+            .build(),
+    )
+}

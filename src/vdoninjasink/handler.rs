@@ -11,7 +11,7 @@ use super::viewer::Viewer;
 use crate::common::driver::Job;
 use crate::common::log;
 use crate::peer::{Munging, Peer, PeerOptions};
-use crate::protocol::machine::{CloseReason, Event, Input, Output, PeerId, Role};
+use crate::protocol::machine::{Event, Input, Output, PeerId, Role};
 
 impl VdoNinjaSink {
     pub(super) fn handle_job(&self, job: Job) {
@@ -72,7 +72,7 @@ impl VdoNinjaSink {
                 let viewer = self.state().viewers.remove(&peer);
                 self.state().pending_offers.retain(|(p, _)| *p != peer);
                 if let Some(v) = viewer {
-                    self.remove_viewer(v, &reason_text(&reason));
+                    self.remove_viewer(v, &log::close_reason_text(&reason));
                     self.update_video_bitrate();
                 }
             }
@@ -247,17 +247,5 @@ impl VdoNinjaSink {
                 super::input::set_bitrate(enc, kbps);
             }
         }
-    }
-}
-
-fn reason_text(reason: &CloseReason) -> String {
-    match reason {
-        CloseReason::Bye => "bye".into(),
-        CloseReason::Replaced => "replaced".into(),
-        CloseReason::ConnectionLost => "connection lost".into(),
-        CloseReason::Silent => "data channel silent".into(),
-        CloseReason::ConnectTimeout => "never connected".into(),
-        CloseReason::Error(e) => format!("error: {e}"),
-        CloseReason::Shutdown => "shutdown".into(),
     }
 }

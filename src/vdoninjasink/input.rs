@@ -26,20 +26,9 @@ impl Chain {
     /// Asks the encoder (ours, or the one upstream of encoded input) for a key frame.
     pub fn request_keyframe(&self) {
         if let Some(pad) = self.tee.static_pad("sink").and_then(|p| p.peer()) {
-            pad.send_event(force_key_unit());
+            pad.send_event(crate::peer::force_key_unit());
         }
     }
-}
-
-/// An upstream `GstForceKeyUnit` event (what an RTCP PLI turns into, §6.5).
-pub fn force_key_unit() -> gst::Event {
-    gst::event::CustomUpstream::new(
-        gst::Structure::builder("GstForceKeyUnit")
-            .field("running-time", u64::MAX)
-            .field("all-headers", true)
-            .field("count", 0u32)
-            .build(),
-    )
 }
 
 pub struct Params {

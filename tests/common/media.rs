@@ -398,3 +398,152 @@ fn decode_chain(bin: &gst::Bin, pad: &gst::Pad, counters: &Arc<Counters>) {
     let sink = elems[0].static_pad("sink").expect("sink");
     pad.link(&sink).expect("link rtp pad");
 }
+
+/// A pipeline around `vdoninjasrc` that decodes every pad it gets and counts frames per pad.
+pub struct SrcHarness {
+    pub pipeline: gst::Pipeline,
+    pub src: gst::Element,
+    /// Decoded buffers per pad name.
+    pub frames: Arc<Mutex<HashMap<String, u64>>>,
+    /// When each pad's first decoded buffer arrived.
+    pub first: Arc<Mutex<HashMap<String, Instant>>>,
+    pub added: Arc<Mutex<Vec<String>>>,
+    pub removed: Arc<Mutex<Vec<String>>>,
+    pub started: Instant,
+}
+
+impl SrcHarness {
+    /// `props`: everything after `vdoninjasrc name=src`.
+    pub fn start(props: &str) -> Self {
+        init();
+        let pipeline = gst::Pipeline::new();
+        let src = gst::parse::bin_from_description(&format!("vdoninjasrc name=src {props}"), false)
+            .ok()
+            .and_then(|b| b.by_name("src"))
+            .expect("vdoninjasrc parses");
+        if let Some(parent) = src.parent().and_then(|p| p.downcast::<gst::Bin>().ok()) {
+            parent.remove(&src).expect("unparent");
+        }
+        pipeline.add(&src).expect("add src");
+        let frames: Arc<Mutex<HashMap<String, u64>>> = Arc::default();
+        let first: Arc<Mutex<HashMap<String, Instant>>> = Arc::default();
+        let added: Arc<Mutex<Vec<String>>> = Arc::default();
+        let removed: Arc<Mutex<Vec<String>>> = Arc::default();
+        {
+            let (f, fi, pl) = (frames.clone(), first.clone(), pipeline.clone());
+            src.connect_pad_added(move |_, pad| {
+                let name = pad.name().to_string();
+                let caps = pad.query_caps(None);
+                let raw = caps
+                    .structure(0)
+                    .is_some_and(|s| s.name().ends_with("x-raw"));
+                let sink = gst::ElementFactory::make("fakesink")
+                    .property("sync", false)
+                    .property("async", false)
+                    .build()
+                    .expect("fakesink");
+                let queue = gst::ElementFactory::make("queue").build().expect("queue");
+                pl.add_many([&queue, &sink]).expect("add");
+                let count = {
+                    let (f, fi, name) = (f.clone(), fi.clone(), name.clone());
+                    move |_: &gst::Pad, _: &mut gst::PadProbeInfo| {
+                        *f.lock().expect("lock").entry(name.clone()).or_default() += 1;
+                        fi.lock()
+                            .expect("lock")
+                            .entry(name.clone())
+                            .or_insert_with(Instant::now);
+                        gst::PadProbeReturn::Ok
+                    }
+                };
+                if raw {
+                    queue.link(&sink).expect("link");
+                    sink.static_pad("sink")
+                        .expect("pad")
+                        .add_probe(gst::PadProbeType::BUFFER, count);
+                } else {
+                    let dec = gst::ElementFactory::make("decodebin")
+                        .build()
+                        .expect("decodebin");
+                    pl.add(&dec).expect("add");
+                    queue.link(&dec).expect("link");
+                    let sinkpad = sink.static_pad("sink").expect("pad");
+                    dec.connect_pad_added(move |_, dpad| {
+                        let _ = dpad.link(&sinkpad);
+                    });
+                    sink.static_pad("sink")
+                        .expect("pad")
+                        .add_probe(gst::PadProbeType::BUFFER, count);
+                    dec.sync_state_with_parent().expect("plays");
+                }
+                sink.sync_state_with_parent().expect("plays");
+                queue.sync_state_with_parent().expect("plays");
+                pad.link(&queue.static_pad("sink").expect("pad"))
+                    .expect("link pad");
+            });
+        }
+        {
+            let a = added.clone();
+            src.connect("stream-added", false, move |args| {
+                a.lock()
+                    .expect("lock")
+                    .push(args[1].get::<String>().expect("id"));
+                None
+            });
+            let r = removed.clone();
+            src.connect("stream-removed", false, move |args| {
+                r.lock()
+                    .expect("lock")
+                    .push(args[1].get::<String>().expect("id"));
+                None
+            });
+        }
+        let started = Instant::now();
+        pipeline.set_state(gst::State::Playing).expect("src plays");
+        Self {
+            pipeline,
+            src,
+            frames,
+            first,
+            added,
+            removed,
+            started,
+        }
+    }
+
+    pub fn frames(&self, pad: &str) -> u64 {
+        self.frames
+            .lock()
+            .expect("lock")
+            .get(pad)
+            .copied()
+            .unwrap_or(0)
+    }
+
+    /// Waits until every named pad has decoded at least `n` buffers.
+    pub fn wait_frames(&self, pads: &[&str], n: u64) -> bool {
+        wait_until(MEDIA_WAIT, || pads.iter().all(|p| self.frames(p) >= n))
+    }
+
+    pub fn has_pad(&self, name: &str) -> bool {
+        self.src.static_pad(name).is_some()
+    }
+
+    /// Element warnings posted so far (drains the bus).
+    pub fn warnings(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        if let Some(bus) = self.pipeline.bus() {
+            while let Some(msg) = bus.pop() {
+                match msg.view() {
+                    gst::MessageView::Warning(w) => out.push(w.error().to_string()),
+                    gst::MessageView::Error(e) => out.push(format!("ERROR {}", e.error())),
+                    _ => {}
+                }
+            }
+        }
+        out
+    }
+
+    pub fn stop(self) {
+        let _ = self.pipeline.set_state(gst::State::Null);
+    }
+}

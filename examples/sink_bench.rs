@@ -1,0 +1,116 @@
+// SPDX-License-Identifier: MPL-2.0
+
+//! Measures `vdoninjasink`: time from a viewer's `play` to its first decoded frame, and the
+//! publisher's CPU with 1 and 3 viewers (and 10, with `--ten`).
+//!
+//! The publisher runs as its own `gst-launch-1.0` process so that its CPU time is its own;
+//! the viewers (webrtcbin + the protocol core, decoding) run in this process.
+//!
+//! `cargo build --release --lib && cargo run --release --example sink_bench [-- --ten]`
+
+use std::process::{Child, Command};
+use std::time::{Duration, Instant};
+
+#[path = "../tests/common/media.rs"]
+#[allow(dead_code)]
+mod media;
+
+use gstvdoninja::server::hub::ServerMode;
+use media::{Server, TestViewer, ViewerOptions, wait_until};
+
+fn cpu_seconds(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // Fields after the command name (which is in parentheses).
+    let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or_default();
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ticks: f64 = f.get(11).and_then(|x| x.parse().ok()).unwrap_or(0.0)
+        + f.get(12).and_then(|x| x.parse().ok()).unwrap_or(0.0);
+    // SAFETY: sysconf with a valid name.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
+    ticks / hz
+}
+
+fn publisher(server: &Server) -> Child {
+    let plugin_dir = std::env::current_exe()
+        .ok()
+        .and_then(|p| p.parent().and_then(|d| d.parent()).map(|d| d.to_path_buf()))
+        .expect("target dir");
+    assert!(
+        plugin_dir.join("libgstvdoninja.so").exists(),
+        "build the plugin first: cargo build --release --lib"
+    );
+    let desc = format!(
+        "videotestsrc is-live=true pattern=ball ! video/x-raw,width=1280,height=720,framerate=30/1 ! \
+         vdoninjasink name=s stream-id=bench {} \
+         audiotestsrc is-live=true ! audio/x-raw,rate=48000,channels=2 ! s.",
+        server.props()
+    );
+    Command::new("gst-launch-1.0")
+        .arg("-q")
+        .args(desc.split(' '))
+        .env("GST_PLUGIN_PATH", plugin_dir)
+        .spawn()
+        .expect("gst-launch-1.0 runs")
+}
+
+fn measure(server: &Server, pid: u32, viewers: usize) -> (Vec<f64>, f64) {
+    let mut first = Vec::new();
+    let mut vs = Vec::new();
+    for _ in 0..viewers {
+        let v = TestViewer::start(
+            server,
+            ViewerOptions {
+                stream_id: "bench",
+                room: None,
+                password: None,
+            },
+        );
+        let ok = wait_until(Duration::from_secs(20), || v.video_frames() > 0);
+        assert!(ok, "a viewer got no frame");
+        let at = v
+            .counters
+            .first_video
+            .lock()
+            .expect("lock")
+            .expect("first frame");
+        first.push(at.duration_since(v.started).as_secs_f64() * 1000.0);
+        vs.push(v);
+    }
+    std::thread::sleep(Duration::from_secs(2));
+    let c0 = cpu_seconds(pid);
+    let t0 = Instant::now();
+    std::thread::sleep(Duration::from_secs(10));
+    let cpu = (cpu_seconds(pid) - c0) / t0.elapsed().as_secs_f64() * 100.0;
+    for v in vs {
+        v.stop();
+    }
+    (first, cpu)
+}
+
+fn main() {
+    media::init();
+    let server = Server::start(ServerMode::Official);
+    let mut child = publisher(&server);
+    // Let the publisher start and settle.
+    std::thread::sleep(Duration::from_secs(2));
+    let pid = child.id();
+    let idle0 = cpu_seconds(pid);
+    std::thread::sleep(Duration::from_secs(5));
+    let idle = (cpu_seconds(pid) - idle0) / 5.0 * 100.0;
+    println!("publisher 1280x720@30 H.264 + Opus, no viewer: {idle:.1} % of one core");
+    let mut rounds = vec![1, 3];
+    if std::env::args().any(|a| a == "--ten") {
+        rounds.push(10);
+    }
+    for n in rounds {
+        let (first, cpu) = measure(&server, pid, n);
+        let ms: Vec<String> = first.iter().map(|f| format!("{f:.0}")).collect();
+        println!(
+            "{n} viewer(s): play -> first decoded frame {} ms; publisher CPU {cpu:.1} % of one core",
+            ms.join(", ")
+        );
+        std::thread::sleep(Duration::from_secs(1));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+}

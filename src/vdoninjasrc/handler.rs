@@ -1,0 +1,250 @@
+// SPDX-License-Identifier: MPL-2.0
+
+//! What the signaling asks of the source, on the media thread, and the media that arrives on a
+//! peer's webrtcbin (on its streaming thread).
+
+use gst::prelude::*;
+use gst::subclass::prelude::*;
+
+use super::imp::{CAT, Remote, VdoNinjaSrc};
+use super::receive;
+use crate::common::driver::Job;
+use crate::common::log;
+use crate::peer::{Munging, Peer, PeerOptions};
+use crate::protocol::machine::{Event, Input, Output, PeerId, Role};
+
+impl VdoNinjaSrc {
+    pub(super) fn handle_job(&self, job: Job) {
+        match job {
+            Job::Output(o) => self.handle_output(o),
+            Job::Run(f) => f(),
+            Job::IceConfig(ice, err) => {
+                if let Some(e) = err {
+                    gst::info!(
+                        CAT,
+                        imp = self,
+                        "VDO.Ninja TURN list not fetched ({e}); using the built-in table"
+                    );
+                }
+                let names: Vec<String> = ice.turn.iter().map(|t| t.redacted()).collect();
+                gst::info!(CAT, imp = self, "TURN servers: {names:?}");
+                self.state().ice = ice;
+            }
+        }
+    }
+
+    fn handle_output(&self, out: Output) {
+        let obj = self.obj();
+        match out {
+            Output::CreatePeer {
+                peer,
+                role,
+                uuid,
+                stream_id,
+                ..
+            } => {
+                if role != Role::Viewer {
+                    return;
+                }
+                let stream_id = stream_id.unwrap_or_else(|| uuid.clone());
+                if let Err(e) = self.add_remote(peer, uuid, stream_id) {
+                    log::post_warning(
+                        *CAT,
+                        obj.upcast_ref(),
+                        &format!("cannot receive a stream: {e}"),
+                    );
+                    self.input(Input::PeerError { peer, message: e });
+                }
+            }
+            Output::SetRemoteDescription { peer, sdp } => {
+                if let Some(r) = self.state().remotes.get(&peer) {
+                    r.peer.set_remote_description(sdp);
+                }
+            }
+            Output::AddCandidates { peer, candidates } => {
+                if let Some(r) = self.state().remotes.get(&peer) {
+                    r.peer.add_candidates(&candidates);
+                }
+            }
+            Output::SendData { peer, text } => {
+                if let Some(r) = self.state().remotes.get(&peer) {
+                    r.peer.send_data(&text);
+                }
+            }
+            Output::ClosePeer { peer, reason } => {
+                let remote = self.state().remotes.remove(&peer);
+                if let Some(r) = remote {
+                    self.remove_remote(r, &log::close_reason_text(&reason));
+                }
+            }
+            Output::Event(Event::PeerInfo { peer, label }) => {
+                if let Some(r) = self.state().remotes.get_mut(&peer) {
+                    r.label = label.clone();
+                }
+                gst::info!(CAT, imp = self, "{peer} is {:?}", label.unwrap_or_default());
+            }
+            Output::Event(e) => {
+                let _ = log::common_event(*CAT, obj.upcast_ref(), e);
+            }
+            Output::Log { level, message } => {
+                log::machine_log(*CAT, obj.upcast_ref(), level, &message)
+            }
+            Output::CreateOffer { .. } | Output::Send(_) => {}
+        }
+    }
+
+    fn add_remote(&self, peer: PeerId, uuid: String, stream_id: String) -> Result<(), String> {
+        let settings = self.settings().clone();
+        let (ice, inputs) = {
+            let st = self.state();
+            let inputs = st
+                .driver
+                .as_ref()
+                .and_then(|d| d.sender())
+                .ok_or("signaling is not running")?;
+            (st.ice.clone(), inputs)
+        };
+        let opts = PeerOptions {
+            id: peer,
+            ice,
+            latency_ms: Some(settings.latency),
+            munging: Munging {
+                h264_baseline: false,
+                prefer_video_codec: settings
+                    .video_codec
+                    .codec()
+                    .map(|c| c.encoding_name().to_string()),
+            },
+        };
+        let p = Peer::new(opts, inputs).map_err(|e| e.to_string())?;
+        let weak = self.obj().downgrade();
+        p.webrtc.connect_pad_added(move |_, pad| {
+            if pad.direction() == gst::PadDirection::Src
+                && let Some(obj) = weak.upgrade()
+            {
+                obj.imp().on_media_pad(peer, pad);
+            }
+        });
+        let obj = self.obj();
+        obj.add(&p.bin).map_err(|e| e.to_string())?;
+        let _ = p.bin.sync_state_with_parent();
+        gst::info!(
+            CAT,
+            imp = self,
+            "receiving {stream_id} from {uuid} ({peer})"
+        );
+        self.state().remotes.insert(
+            peer,
+            Remote {
+                peer: p,
+                uuid,
+                stream_id,
+                label: None,
+                pads: Vec::new(),
+                announced: false,
+            },
+        );
+        Ok(())
+    }
+
+    /// A webrtcbin src pad appeared (streaming thread): build its chain and expose it.
+    fn on_media_pad(&self, peer: PeerId, pad: &gst::Pad) {
+        let decode = self.settings().decode;
+        let (bin, stream_id, n) = {
+            let st = self.state();
+            let Some(r) = st.remotes.get(&peer) else {
+                return;
+            };
+            (r.peer.bin.clone(), r.stream_id.clone(), r.pads.len())
+        };
+        let track = match receive::build(&bin, pad, decode, &format!("src_{n}")) {
+            Ok(t) => t,
+            Err(e) => {
+                log::post_warning(
+                    *CAT,
+                    self.obj().upcast_ref(),
+                    &format!("{stream_id}: cannot receive a track: {e}"),
+                );
+                return;
+            }
+        };
+        let kind = if track.codec.is_video() {
+            "video"
+        } else {
+            "audio"
+        };
+        let obj = self.obj();
+        let base = format!("{kind}_{stream_id}");
+        let mut name = base.clone();
+        let mut i = 2;
+        while obj.static_pad(&name).is_some() {
+            name = format!("{base}_{i}");
+            i += 1;
+        }
+        let Some(templ) = obj.pad_template(&format!("{kind}_%s")) else {
+            return;
+        };
+        let Ok(ghost) = gst::GhostPad::builder_from_template_with_target(&templ, &track.pad)
+            .map(|b| b.name(name.as_str()).build())
+        else {
+            return;
+        };
+        let _ = ghost.set_active(true);
+        let announce = {
+            let mut st = self.state();
+            let Some(r) = st.remotes.get_mut(&peer) else {
+                return;
+            };
+            r.pads.push(ghost.clone());
+            let first = !r.announced;
+            r.announced = true;
+            first.then(|| (r.stream_id.clone(), r.label.clone().unwrap_or_default()))
+        };
+        if obj.add_pad(&ghost).is_err() {
+            return;
+        }
+        gst::info!(CAT, imp = self, "{name}: {}", track.codec.encoding_name());
+        if let Some((sid, label)) = announce {
+            obj.emit_by_name::<()>("stream-added", &[&sid, &label]);
+            log::post_element_message(
+                obj.upcast_ref(),
+                gst::Structure::builder("vdoninja/stream-added")
+                    .field("stream-id", &sid)
+                    .field("label", &label)
+                    .build(),
+            );
+        }
+        if track.codec.is_video() {
+            // Decoders and muxers start on a key frame (§6.5): ask on the data channel, and
+            // with an RTCP PLI.
+            self.input(Input::RequestKeyframe { peer });
+            pad.push_event(crate::peer::force_key_unit());
+        }
+    }
+
+    pub(super) fn remove_remote(&self, r: Remote, reason: &str) {
+        let obj = self.obj();
+        for p in &r.pads {
+            let _ = p.set_active(false);
+            let _ = obj.remove_pad(p);
+        }
+        r.peer.close(obj.upcast_ref());
+        gst::info!(
+            CAT,
+            imp = self,
+            "{} ({}) removed: {reason}",
+            r.stream_id,
+            r.uuid
+        );
+        if r.announced {
+            obj.emit_by_name::<()>("stream-removed", &[&r.stream_id, &reason]);
+            log::post_element_message(
+                obj.upcast_ref(),
+                gst::Structure::builder("vdoninja/stream-removed")
+                    .field("stream-id", &r.stream_id)
+                    .field("reason", reason)
+                    .build(),
+            );
+        }
+    }
+}

@@ -1,0 +1,444 @@
+// SPDX-License-Identifier: MPL-2.0
+
+//! The `vdoninjasrc` subclass: properties, pads, state changes, error isolation. What the
+//! signaling asks for is carried out in [`super::handler`] on the media thread.
+
+use std::collections::BTreeMap;
+use std::sync::{LazyLock, Mutex, MutexGuard};
+use std::time::Duration;
+
+use gst::glib;
+use gst::prelude::*;
+use gst::subclass::prelude::*;
+
+use crate::common::codec::VideoCodecPreference;
+use crate::common::driver::Driver;
+use crate::common::settings::{CommonSettings, IceConfig};
+use crate::peer::Peer;
+use crate::protocol::machine::{Input, Machine, PeerId, View, ViewOptions};
+
+pub(super) static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
+    gst::DebugCategory::new(
+        "vdoninjasrc",
+        gst::DebugColorFlags::empty(),
+        Some("VDO.Ninja viewer and room receiver"),
+    )
+});
+
+#[derive(Debug, Clone)]
+pub(super) struct Settings {
+    pub common: CommonSettings,
+    pub stream_id: Option<String>,
+    pub streams: Option<String>,
+    pub decode: bool,
+    pub video_codec: VideoCodecPreference,
+    pub audio: bool,
+    pub video: bool,
+    pub bitrate: u32,
+    pub latency: u32,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            common: CommonSettings::default(),
+            stream_id: None,
+            streams: None,
+            decode: false,
+            video_codec: VideoCodecPreference::Any,
+            audio: true,
+            video: true,
+            bitrate: 0,
+            latency: 200,
+        }
+    }
+}
+
+/// One remote publisher we receive.
+pub(super) struct Remote {
+    pub peer: Peer,
+    pub uuid: String,
+    pub stream_id: String,
+    pub label: Option<String>,
+    /// Our element's pads for this publisher's media.
+    pub pads: Vec<gst::GhostPad>,
+    pub announced: bool,
+}
+
+#[derive(Default)]
+pub(super) struct State {
+    pub driver: Option<Driver>,
+    pub remotes: BTreeMap<PeerId, Remote>,
+    pub ice: IceConfig,
+}
+
+#[derive(Default)]
+pub struct VdoNinjaSrc {
+    pub(super) settings: Mutex<Settings>,
+    pub(super) state: Mutex<State>,
+}
+
+#[glib::object_subclass]
+impl ObjectSubclass for VdoNinjaSrc {
+    const NAME: &'static str = "GstVdoNinjaSrc";
+    type Type = super::VdoNinjaSrc;
+    type ParentType = gst::Bin;
+}
+
+impl VdoNinjaSrc {
+    pub(super) fn settings(&self) -> MutexGuard<'_, Settings> {
+        self.settings.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub(super) fn state(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub(super) fn input(&self, input: Input) {
+        if let Some(d) = &self.state().driver {
+            d.input(input);
+        }
+    }
+
+    fn start(&self) -> Result<(), gst::ErrorMessage> {
+        let settings = self.settings().clone();
+        let bad = |e: String| gst::error_msg!(gst::LibraryError::Settings, ["{e}"]);
+        let view = match (&settings.stream_id, &settings.common.room) {
+            (Some(s), _) => View::Stream(s.clone()),
+            (None, Some(_)) => View::Room(settings.streams.as_ref().map(|s| {
+                s.split([',', ' '])
+                    .filter(|x| !x.is_empty())
+                    .map(String::from)
+                    .collect()
+            })),
+            (None, None) => {
+                return Err(bad(
+                    "set stream-id (view one stream) or room (receive every stream of a room)"
+                        .into(),
+                ));
+            }
+        };
+        let base_ice = settings.common.base_ice_config().map_err(bad)?;
+        let mut cfg = settings.common.machine_config();
+        cfg.view = view;
+        cfg.view_options = ViewOptions {
+            audio: settings.audio,
+            video: settings.video,
+            bitrate: (settings.bitrate > 0).then_some(settings.bitrate),
+            video_codec: settings.video_codec.codec().map(|c| c.nick().to_string()),
+        };
+        let machine = Machine::new(cfg).map_err(|e| bad(e.to_string()))?;
+        let weak = self.obj().downgrade();
+        let driver = Driver::start(
+            machine,
+            settings.common.client_config(),
+            &settings.common,
+            base_ice.clone(),
+            "vdoninjasrc",
+            move |job| {
+                if let Some(obj) = weak.upgrade() {
+                    obj.imp().handle_job(job);
+                }
+            },
+        )
+        .map_err(|e| gst::error_msg!(gst::CoreError::Failed, ["cannot start a thread: {e}"]))?;
+        let mut st = self.state();
+        st.ice = base_ice;
+        st.driver = Some(driver);
+        Ok(())
+    }
+
+    fn stop(&self) {
+        let driver = self.state().driver.take();
+        if let Some(d) = driver {
+            d.stop(Duration::from_secs(3));
+        }
+        let remotes = std::mem::take(&mut self.state().remotes);
+        for (_, r) in remotes {
+            self.remove_remote(r, "shutdown");
+        }
+    }
+
+    /// The peer a bus message's source belongs to, if it is inside one of our peers.
+    fn peer_of(&self, src: &gst::Object) -> Option<PeerId> {
+        let me = self.obj();
+        let mut cur = Some(src.clone());
+        while let Some(o) = cur {
+            let parent = o.parent();
+            if parent.as_ref() == Some(me.upcast_ref::<gst::Object>()) {
+                return o
+                    .name()
+                    .strip_prefix("peer")
+                    .and_then(|n| n.parse().ok())
+                    .map(PeerId);
+            }
+            cur = parent;
+        }
+        None
+    }
+
+    fn stats(&self) -> gst::Structure {
+        let st = self.state();
+        let mut s = gst::Structure::builder("application/x-vdoninja-src-stats")
+            .field("streams", st.remotes.len() as u32);
+        for r in st.remotes.values() {
+            let conn = r
+                .peer
+                .webrtc
+                .property::<gst_webrtc::WebRTCPeerConnectionState>("connection-state");
+            let mut rs = gst::Structure::builder("stream")
+                .field("stream-id", &r.stream_id)
+                .field("uuid", &r.uuid)
+                .field("label", r.label.clone().unwrap_or_default())
+                .field("connection-state", format!("{conn:?}").to_lowercase())
+                .field("pads", r.pads.len() as u32);
+            if let Some(summary) = crate::peer::stats::summary(&r.peer) {
+                for (k, v) in summary.iter() {
+                    rs = rs.field(k, v.to_owned());
+                }
+            }
+            s = s.field(format!("{}", r.peer.id), rs.build());
+        }
+        s.build()
+    }
+}
+
+impl ObjectImpl for VdoNinjaSrc {
+    fn properties() -> &'static [glib::ParamSpec] {
+        static PROPS: LazyLock<Vec<glib::ParamSpec>> = LazyLock::new(|| {
+            let mut p = CommonSettings::properties();
+            p.extend([
+                glib::ParamSpecString::builder("stream-id")
+                    .nick("Stream ID")
+                    .blurb("View this one stream (with room: join the room and view only this stream)")
+                    .mutable_ready()
+                    .build(),
+                glib::ParamSpecString::builder("streams")
+                    .nick("Streams")
+                    .blurb("Room mode: receive only these stream IDs (comma-separated); unset = every stream")
+                    .mutable_ready()
+                    .build(),
+                glib::ParamSpecBoolean::builder("decode")
+                    .nick("Decode")
+                    .blurb("Output raw video/audio instead of parsed encoded media")
+                    .default_value(false)
+                    .mutable_ready()
+                    .build(),
+                glib::ParamSpecEnum::builder_with_default("video-codec", VideoCodecPreference::Any)
+                    .nick("Video codec")
+                    .blurb("Video codec asked of publishers (answer order and preferVideoCodec)")
+                    .mutable_ready()
+                    .build(),
+                glib::ParamSpecBoolean::builder("audio")
+                    .nick("Audio")
+                    .blurb("Request audio from publishers")
+                    .default_value(true)
+                    .mutable_ready()
+                    .build(),
+                glib::ParamSpecBoolean::builder("video")
+                    .nick("Video")
+                    .blurb("Request video from publishers")
+                    .default_value(true)
+                    .mutable_ready()
+                    .build(),
+                glib::ParamSpecUInt::builder("bitrate")
+                    .nick("Bitrate")
+                    .blurb("Video bitrate to ask publishers for, in kbit/s (0 = the publisher's choice)")
+                    .default_value(0)
+                    .mutable_ready()
+                    .build(),
+                glib::ParamSpecUInt::builder("latency")
+                    .nick("Latency")
+                    .blurb("Jitter-buffer latency in milliseconds")
+                    .default_value(200)
+                    .maximum(10_000)
+                    .mutable_ready()
+                    .build(),
+                glib::ParamSpecBoxed::builder::<gst::Structure>("stats")
+                    .nick("Statistics")
+                    .blurb("Per stream: stream ID, UUID, label, connection state, candidate type, RTT, bytes and packets received, packets lost")
+                    .read_only()
+                    .build(),
+            ]);
+            p
+        });
+        PROPS.as_ref()
+    }
+
+    fn signals() -> &'static [glib::subclass::Signal] {
+        static SIGNALS: LazyLock<Vec<glib::subclass::Signal>> = LazyLock::new(|| {
+            vec![
+                glib::subclass::Signal::builder("stream-added")
+                    .param_types([String::static_type(), String::static_type()])
+                    .build(),
+                glib::subclass::Signal::builder("stream-removed")
+                    .param_types([String::static_type(), String::static_type()])
+                    .build(),
+            ]
+        });
+        SIGNALS.as_ref()
+    }
+
+    fn set_property(&self, _id: usize, value: &glib::Value, pspec: &glib::ParamSpec) {
+        let name = pspec.name();
+        let mut s = self.settings();
+        if s.common.set(name, value) {
+            return;
+        }
+        let string = || {
+            value
+                .get::<Option<String>>()
+                .ok()
+                .flatten()
+                .filter(|x| !x.trim().is_empty())
+        };
+        match name {
+            "stream-id" => s.stream_id = string(),
+            "streams" => s.streams = string(),
+            "decode" => s.decode = value.get().unwrap_or(false),
+            "video-codec" => s.video_codec = value.get().unwrap_or_default(),
+            "audio" => s.audio = value.get().unwrap_or(true),
+            "video" => s.video = value.get().unwrap_or(true),
+            "bitrate" => s.bitrate = value.get().unwrap_or(0),
+            "latency" => s.latency = value.get().unwrap_or(200),
+            _ => {}
+        }
+    }
+
+    fn property(&self, _id: usize, pspec: &glib::ParamSpec) -> glib::Value {
+        let name = pspec.name();
+        if name == "stats" {
+            return self.stats().to_value();
+        }
+        let s = self.settings();
+        if let Some(v) = s.common.get(name) {
+            return v;
+        }
+        match name {
+            "stream-id" => s.stream_id.to_value(),
+            "streams" => s.streams.to_value(),
+            "decode" => s.decode.to_value(),
+            "video-codec" => s.video_codec.to_value(),
+            "audio" => s.audio.to_value(),
+            "video" => s.video.to_value(),
+            "bitrate" => s.bitrate.to_value(),
+            "latency" => s.latency.to_value(),
+            _ => glib::Value::from_type(pspec.value_type()),
+        }
+    }
+
+    fn constructed(&self) {
+        self.parent_constructed();
+        let obj = self.obj();
+        obj.set_suppressed_flags(gst::ElementFlags::SINK | gst::ElementFlags::SOURCE);
+        obj.set_element_flags(gst::ElementFlags::SOURCE);
+    }
+}
+
+impl GstObjectImpl for VdoNinjaSrc {}
+
+impl ElementImpl for VdoNinjaSrc {
+    fn metadata() -> Option<&'static gst::subclass::ElementMetadata> {
+        static META: LazyLock<gst::subclass::ElementMetadata> = LazyLock::new(|| {
+            gst::subclass::ElementMetadata::new(
+                "VDO.Ninja source",
+                "Source/Network/WebRTC",
+                "Receives one VDO.Ninja stream, or every stream of a room",
+                "gst-plugin-vdoninja developers",
+            )
+        });
+        Some(&*META)
+    }
+
+    fn pad_templates() -> &'static [gst::PadTemplate] {
+        static TEMPLATES: LazyLock<Vec<gst::PadTemplate>> = LazyLock::new(|| {
+            let video = gst::Caps::builder_full()
+                .structure(gst::Structure::new_empty("video/x-h264"))
+                .structure(gst::Structure::new_empty("video/x-vp8"))
+                .structure(gst::Structure::new_empty("video/x-vp9"))
+                .structure(gst::Structure::new_empty("video/x-av1"))
+                .structure(gst::Structure::new_empty("video/x-raw"))
+                .build();
+            let audio = gst::Caps::builder_full()
+                .structure(gst::Structure::new_empty("audio/x-opus"))
+                .structure(gst::Structure::new_empty("audio/x-raw"))
+                .build();
+            vec![
+                gst::PadTemplate::new(
+                    "video_%s",
+                    gst::PadDirection::Src,
+                    gst::PadPresence::Sometimes,
+                    &video,
+                )
+                .expect("valid template"),
+                gst::PadTemplate::new(
+                    "audio_%s",
+                    gst::PadDirection::Src,
+                    gst::PadPresence::Sometimes,
+                    &audio,
+                )
+                .expect("valid template"),
+            ]
+        });
+        TEMPLATES.as_ref()
+    }
+
+    fn change_state(
+        &self,
+        transition: gst::StateChange,
+    ) -> Result<gst::StateChangeSuccess, gst::StateChangeError> {
+        if transition == gst::StateChange::ReadyToPaused
+            && let Err(e) = self.start()
+        {
+            self.post_error_message(e);
+            return Err(gst::StateChangeError);
+        }
+        let mut ret = self.parent_change_state(transition);
+        match transition {
+            gst::StateChange::PausedToReady => self.stop(),
+            // A live source: no preroll.
+            gst::StateChange::ReadyToPaused | gst::StateChange::PlayingToPaused => {
+                if ret.is_ok() {
+                    ret = Ok(gst::StateChangeSuccess::NoPreroll);
+                }
+            }
+            _ => {}
+        }
+        ret
+    }
+
+    fn send_event(&self, event: gst::Event) -> bool {
+        if let gst::EventView::Eos(_) = event.view() {
+            gst::info!(CAT, imp = self, "EOS: ending every stream");
+            let pads: Vec<gst::GhostPad> = self
+                .state()
+                .remotes
+                .values()
+                .flat_map(|r| r.pads.clone())
+                .collect();
+            for p in pads {
+                p.push_event(gst::event::Eos::new());
+            }
+            return true;
+        }
+        self.parent_send_event(event)
+    }
+}
+
+impl BinImpl for VdoNinjaSrc {
+    fn handle_message(&self, msg: gst::Message) {
+        if let gst::MessageView::Error(e) = msg.view()
+            && let Some(src) = msg.src()
+            && let Some(peer) = self.peer_of(src)
+        {
+            let text = format!("stream of {peer} failed and is dropped: {}", e.error());
+            crate::common::log::post_warning(*CAT, self.obj().upcast_ref(), &text);
+            self.input(Input::PeerError {
+                peer,
+                message: e.error().to_string(),
+            });
+            return;
+        }
+        self.parent_handle_message(msg)
+    }
+}
