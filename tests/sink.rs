@@ -270,3 +270,51 @@ fn missing_stream_id_is_a_clear_error() {
     );
     let _ = p.set_state(gst::State::Null);
 }
+
+#[test]
+fn a_viewer_that_never_answers_does_not_stall_the_others() {
+    let server = Server::start(ServerMode::Official);
+    let p = publisher(&server, "stall1", "", "");
+    // A viewer that asks for the stream and then never answers the offer: its webrtcbin never
+    // connects, so its branch stays blocked.
+    let wire = gstvdoninja::protocol::crypto::Crypto::new(None, "vdo.ninja")
+        .wire_stream_id("stall1")
+        .expect("wire id");
+    let rt = gstvdoninja::runtime::handle();
+    let mut mute = rt.block_on(common::Ws::connect(&server.url));
+    rt.block_on(mute.send(serde_json::json!({"request": "play", "streamID": wire})));
+    let offer = rt.block_on(mute.recv());
+    assert!(
+        offer.get("description").is_some(),
+        "the sink offered: {offer}"
+    );
+    let v = TestViewer::start(
+        &server,
+        ViewerOptions {
+            stream_id: "stall1",
+            room: None,
+            password: None,
+        },
+    );
+    assert!(
+        v.wait_frames(30, 20),
+        "video {} audio {}",
+        v.video_frames(),
+        v.audio_frames()
+    );
+    let later = TestViewer::start(
+        &server,
+        ViewerOptions {
+            stream_id: "stall1",
+            room: None,
+            password: None,
+        },
+    );
+    assert!(later.wait_frames(30, 20), "a later viewer too");
+    let f = v.video_frames();
+    assert!(v.wait_frames(f + 30, 0), "and the first keeps receiving");
+    drop(mute);
+    v.stop();
+    later.stop();
+    let _ = p.set_state(gst::State::Null);
+}

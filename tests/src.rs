@@ -63,3 +63,151 @@ fn decode_true_gives_raw_media() {
     s.stop();
     let _ = p.set_state(gst::State::Null);
 }
+
+#[test]
+fn a_room_with_three_publishers_gives_three_pairs_of_pads() {
+    for mode in [ServerMode::Fanout, ServerMode::Official] {
+        let server = Server::start(mode);
+        let pubs: Vec<gst::Pipeline> = (0..3)
+            .map(|i| publisher(&server, &format!("guest{i}"), "room=studio", i))
+            .collect();
+        let s = SrcHarness::start(&format!("room=studio {}", server.props()));
+        let pads: Vec<String> = (0..3)
+            .flat_map(|i| [format!("video_guest{i}"), format!("audio_guest{i}")])
+            .collect();
+        let names: Vec<&str> = pads.iter().map(String::as_str).collect();
+        assert!(
+            s.wait_frames(&names, 15),
+            "{mode:?}: frames {:?} warnings {:?} publisher errors {:?}",
+            s.frames,
+            s.warnings(),
+            pubs.iter()
+                .map(|p| (
+                    bus_errors(p),
+                    p.by_name("s")
+                        .map(|s| s.property::<gst::Structure>("stats").to_string())
+                ))
+                .collect::<Vec<_>>()
+        );
+        let mut added = s.added.lock().expect("lock").clone();
+        added.sort();
+        assert_eq!(added, ["guest0", "guest1", "guest2"]);
+        let stats = s.src.property::<gst::Structure>("stats");
+        assert_eq!(stats.get::<u32>("streams").expect("streams"), 3);
+        s.stop();
+        for p in pubs {
+            let _ = p.set_state(gst::State::Null);
+        }
+    }
+}
+
+#[test]
+fn streams_filter_limits_the_room() {
+    let server = Server::start(ServerMode::Official);
+    let pubs: Vec<gst::Pipeline> = (0..2)
+        .map(|i| publisher(&server, &format!("only{i}"), "room=filtered", i))
+        .collect();
+    let s = SrcHarness::start(&format!("room=filtered streams=only1 {}", server.props()));
+    assert!(
+        s.wait_frames(&["video_only1", "audio_only1"], 15),
+        "frames {:?}",
+        s.frames
+    );
+    assert!(!s.has_pad("video_only0"));
+    assert_eq!(s.added.lock().expect("lock").as_slice(), ["only1"]);
+    s.stop();
+    for p in pubs {
+        let _ = p.set_state(gst::State::Null);
+    }
+}
+
+#[test]
+fn a_publisher_that_leaves_and_returns_gets_new_pads() {
+    let server = Server::start(ServerMode::Official);
+    let stay = publisher(&server, "stay", "room=door", 0);
+    let leaver = publisher(&server, "leaver", "room=door", 1);
+    let s = SrcHarness::start(&format!("room=door {}", server.props()));
+    assert!(
+        s.wait_frames(&["video_leaver", "video_stay"], 10),
+        "frames {:?}",
+        s.frames
+    );
+    let _ = leaver.set_state(gst::State::Null);
+    assert!(
+        wait_until(MEDIA_WAIT, || s
+            .removed
+            .lock()
+            .expect("lock")
+            .contains(&"leaver".to_string())),
+        "stream-removed for the leaver"
+    );
+    assert!(wait_until(MEDIA_WAIT, || !s.has_pad("video_leaver")
+        && !s.has_pad("audio_leaver")));
+    let stay_frames = s.frames("video_stay");
+    assert!(
+        s.wait_frames(&["video_stay"], stay_frames + 20),
+        "the other publisher keeps streaming"
+    );
+
+    // The frame counters are keyed by pad name: reset the leaver's, then it comes back.
+    s.frames.lock().expect("lock").remove("video_leaver");
+    let back = publisher(&server, "leaver", "room=door", 2);
+    assert!(
+        s.wait_frames(&["video_leaver", "audio_leaver"], 10),
+        "frames after rejoin {:?}",
+        s.frames
+    );
+    assert_eq!(
+        s.added
+            .lock()
+            .expect("lock")
+            .iter()
+            .filter(|x| *x == "leaver")
+            .count(),
+        2
+    );
+    s.stop();
+    let _ = back.set_state(gst::State::Null);
+    let _ = stay.set_state(gst::State::Null);
+}
+
+#[test]
+fn passwords_and_server_models() {
+    for mode in [ServerMode::Official, ServerMode::Fanout] {
+        for pw in [None, Some("Test@Room#1!"), Some("false")] {
+            let server = Server::start(mode);
+            let extra = pw.map(|p| format!("password=\"{p}\"")).unwrap_or_default();
+            let p = publisher(&server, "secret", &extra, 0);
+            let s = SrcHarness::start(&format!("stream-id=secret {extra} {}", server.props()));
+            assert!(
+                s.wait_frames(&["video_secret", "audio_secret"], 10),
+                "{mode:?} {pw:?}: frames {:?} warnings {:?}",
+                s.frames,
+                s.warnings()
+            );
+            s.stop();
+            let _ = p.set_state(gst::State::Null);
+        }
+    }
+}
+
+#[test]
+fn a_wrong_password_is_reported() {
+    let server = Server::start(ServerMode::Official);
+    // The password is part of the stream's wire ID: the viewer asks for a stream nobody
+    // publishes, and after the first unanswered play (15 s) it says why that may be.
+    let p = publisher(&server, "locked", "password=right", 0);
+    let s = SrcHarness::start(&format!(
+        "stream-id=locked password=wrong {}",
+        server.props()
+    ));
+    let mut seen = Vec::new();
+    let found = wait_until(MEDIA_WAIT, || {
+        seen.extend(s.warnings());
+        seen.iter().any(|w| w.contains("password"))
+    });
+    assert!(found, "warnings: {seen:?}");
+    assert!(s.frames.lock().expect("lock").is_empty());
+    s.stop();
+    let _ = p.set_state(gst::State::Null);
+}

@@ -100,6 +100,7 @@ impl Viewer {
             .name(format!("in{index}"))
             .build();
         bin.add_pad(&ghost).map_err(|e| e.to_string())?;
+        answer_serialized_queries(&qsink);
         if codec.is_video() {
             gate_until_keyframe(&qsink);
         }
@@ -167,6 +168,20 @@ fn rtp_caps(codec: Codec) -> gst::Caps {
             .build(),
         _ => b.field("clock-rate", 90000i32).build(),
     }
+}
+
+/// Answers allocation and drain queries at the branch's entrance. A queue holds serialized
+/// queries until it is empty, and a viewer whose transport is not up yet (or never comes up)
+/// blocks its queue: the query would stall the shared encoder, and with it every viewer.
+fn answer_serialized_queries(pad: &gst::Pad) {
+    pad.add_probe(gst::PadProbeType::QUERY_DOWNSTREAM, |_, info| {
+        match info.query().map(|q| q.view()) {
+            Some(gst::QueryView::Allocation(_)) | Some(gst::QueryView::Drain(_)) => {
+                gst::PadProbeReturn::Handled
+            }
+            _ => gst::PadProbeReturn::Ok,
+        }
+    });
 }
 
 /// Drops delta units on `pad` until a key frame passes.

@@ -150,14 +150,14 @@ impl VdoNinjaSrc {
     /// A webrtcbin src pad appeared (streaming thread): build its chain and expose it.
     fn on_media_pad(&self, peer: PeerId, pad: &gst::Pad) {
         let decode = self.settings().decode;
-        let (bin, stream_id, n) = {
+        let (bin, stream_id) = {
             let st = self.state();
             let Some(r) = st.remotes.get(&peer) else {
                 return;
             };
-            (r.peer.bin.clone(), r.stream_id.clone(), r.pads.len())
+            (r.peer.bin.clone(), r.stream_id.clone())
         };
-        let track = match receive::build(&bin, pad, decode, &format!("src_{n}")) {
+        let track = match receive::build(&bin, pad, decode, pad.name().as_str()) {
             Ok(t) => t,
             Err(e) => {
                 log::post_warning(
@@ -218,7 +218,7 @@ impl VdoNinjaSrc {
             // Decoders and muxers start on a key frame (§6.5): ask on the data channel, and
             // with an RTCP PLI.
             self.input(Input::RequestKeyframe { peer });
-            pad.push_event(crate::peer::force_key_unit());
+            pad.send_event(crate::peer::force_key_unit());
         }
     }
 
