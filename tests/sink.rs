@@ -318,3 +318,41 @@ fn a_viewer_that_never_answers_does_not_stall_the_others() {
     later.stop();
     let _ = p.set_state(gst::State::Null);
 }
+
+#[test]
+fn a_failing_viewer_is_torn_down_alone() {
+    let server = Server::start(ServerMode::Official);
+    let p = publisher(&server, "iso1", "", "");
+    let sink = sink_of(&p);
+    let opts = || ViewerOptions {
+        stream_id: "iso1",
+        room: None,
+        password: None,
+    };
+    let a = TestViewer::start(&server, opts());
+    assert!(a.wait_frames(10, 0));
+    let b = TestViewer::start(&server, opts());
+    assert!(b.wait_frames(10, 0));
+    let first_viewer = sink
+        .by_name("peer1")
+        .expect("peer1")
+        .downcast::<gst::Bin>()
+        .expect("bin");
+    let pay = first_viewer
+        .iterate_elements()
+        .into_iter()
+        .filter_map(Result::ok)
+        .find(|e| e.factory().is_some_and(|f| f.name().contains("pay")))
+        .expect("a payloader");
+    gst::element_error!(pay, gst::StreamError::Encode, ["injected failure"]);
+    assert!(
+        wait_until(MEDIA_WAIT, || sink.by_name("peer1").is_none()),
+        "the failing viewer is removed"
+    );
+    let f = b.video_frames();
+    assert!(b.wait_frames(f + 30, 0), "the other viewer keeps receiving");
+    assert!(bus_errors(&p).is_empty(), "no error reached the pipeline");
+    a.stop();
+    b.stop();
+    let _ = p.set_state(gst::State::Null);
+}

@@ -211,3 +211,112 @@ fn a_wrong_password_is_reported() {
     s.stop();
     let _ = p.set_state(gst::State::Null);
 }
+
+#[test]
+fn a_browser_like_publisher_renegotiates_media_over_the_data_channel() {
+    for mode in [ServerMode::Official, ServerMode::Fanout] {
+        let server = Server::start(mode);
+        let b = common::browser::BrowserPublisher::start(&server, "webcam", None);
+        let s = SrcHarness::start(&format!("stream-id=webcam {}", server.props()));
+        assert!(
+            s.wait_frames(&["video_webcam", "audio_webcam"], 20),
+            "{mode:?}: frames {:?} warnings {:?}",
+            s.frames,
+            s.warnings()
+        );
+        use std::sync::atomic::Ordering;
+        assert_eq!(
+            b.bare_offers.load(Ordering::SeqCst),
+            1,
+            "one data-channel-only offer"
+        );
+        assert_eq!(
+            b.media_offers.load(Ordering::SeqCst),
+            1,
+            "one renegotiation with media"
+        );
+        let caps = s
+            .src
+            .static_pad("video_webcam")
+            .expect("pad")
+            .current_caps()
+            .expect("caps");
+        assert_eq!(caps.structure(0).expect("s").name(), "video/x-vp8");
+        s.stop();
+        b.stop();
+    }
+}
+
+/// Posts an error from an element inside the peer bin that delivers `stream`.
+fn break_peer(src: &gst::Element, pad: &str) {
+    let ghost = src
+        .static_pad(pad)
+        .expect("pad")
+        .downcast::<gst::GhostPad>()
+        .expect("ghost");
+    let inner = ghost.target().expect("target");
+    let peer_bin = inner.parent_element().expect("peer bin");
+    let victim = peer_bin
+        .downcast_ref::<gst::Bin>()
+        .expect("a bin")
+        .iterate_elements()
+        .into_iter()
+        .filter_map(Result::ok)
+        .find(|e| e.factory().is_some_and(|f| f.name().contains("depay")))
+        .expect("a depayloader");
+    gst::element_error!(victim, gst::StreamError::Decode, ["injected failure"]);
+}
+
+#[test]
+fn a_failing_peer_is_torn_down_alone() {
+    let server = Server::start(ServerMode::Official);
+    let a = publisher(&server, "fragile", "room=iso", 0);
+    let b = publisher(&server, "sturdy", "room=iso", 1);
+    let s = SrcHarness::start(&format!("room=iso {}", server.props()));
+    assert!(
+        s.wait_frames(&["video_fragile", "video_sturdy"], 10),
+        "frames {:?}",
+        s.frames
+    );
+    break_peer(&s.src, "video_fragile");
+    let mut seen = Vec::new();
+    assert!(
+        wait_until(MEDIA_WAIT, || {
+            seen.extend(s.warnings());
+            seen.iter().any(|w| w.contains("failed and is dropped"))
+        }),
+        "warnings {seen:?}"
+    );
+    assert!(
+        seen.iter().all(|w| !w.starts_with("ERROR")),
+        "no error reached the pipeline: {seen:?}"
+    );
+    assert!(wait_until(MEDIA_WAIT, || s
+        .removed
+        .lock()
+        .expect("lock")
+        .contains(&"fragile".to_string())));
+    let f = s.frames("video_sturdy");
+    assert!(
+        s.wait_frames(&["video_sturdy"], f + 30),
+        "the other stream keeps going"
+    );
+    s.stop();
+    let _ = a.set_state(gst::State::Null);
+    let _ = b.set_state(gst::State::Null);
+}
+
+#[test]
+fn an_offer_webrtcbin_cannot_take_is_refused_not_a_crash() {
+    let server = Server::start(ServerMode::Official);
+    let b = common::browser::BrowserPublisher::start_with(&server, "nossrc", None, false);
+    let s = SrcHarness::start(&format!("stream-id=nossrc {}", server.props()));
+    let mut seen = Vec::new();
+    let found = wait_until(MEDIA_WAIT, || {
+        seen.extend(s.warnings());
+        seen.iter().any(|w| w.contains("a=ssrc"))
+    });
+    assert!(found, "warnings {seen:?}");
+    s.stop();
+    b.stop();
+}

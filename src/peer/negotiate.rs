@@ -171,6 +171,14 @@ fn remote(shared: &Arc<Shared>, desc: SessionDescription) {
         return failed(shared, "the remote SDP does not parse".into());
     };
     let is_offer = desc.kind == SdpType::Offer;
+    if is_offer && sdp::unsafe_for_webrtcbin(&desc.sdp) {
+        return failed(
+            shared,
+            "the offer's first m-line is the data channel and its media announce no SSRC \
+             (a=ssrc), which GStreamer 1.22's webrtcbin cannot receive; refused"
+                .into(),
+        );
+    }
     let gst_kind = if is_offer {
         WebRTCSDPType::Offer
     } else {

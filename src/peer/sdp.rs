@@ -153,6 +153,36 @@ pub fn codecs_of(sdp: &str, kind: &str) -> Vec<String> {
     out
 }
 
+/// Whether GStreamer 1.22's webrtcbin would crash receiving this offer: with BUNDLE it maps
+/// incoming RTP to a transceiver by the SSRCs the offer announces (`a=ssrc:`), and falls back
+/// to the first m-line; when that one is the data channel (a browser's first, data-only offer
+/// puts it there) and a sending media section announces no SSRC, webrtcbin dereferences a
+/// missing transceiver. Browsers announce SSRCs; this guards against the others.
+pub fn unsafe_for_webrtcbin(sdp: &str) -> bool {
+    let mut first_kind: Option<String> = None;
+    let mut in_media = false;
+    let mut sends = true;
+    let mut has_ssrc = false;
+    let mut bad = false;
+    let close = |in_media: bool, sends: bool, has_ssrc: bool| in_media && sends && !has_ssrc;
+    for l in lines(sdp) {
+        if let Some(rest) = l.strip_prefix("m=") {
+            bad |= close(in_media, sends, has_ssrc);
+            let kind = rest.split(' ').next().unwrap_or_default().to_string();
+            in_media = kind == "audio" || kind == "video";
+            first_kind.get_or_insert(kind);
+            sends = true;
+            has_ssrc = false;
+        } else if matches!(l, "a=recvonly" | "a=inactive") {
+            sends = false;
+        } else if l.starts_with("a=ssrc:") {
+            has_ssrc = true;
+        }
+    }
+    bad |= close(in_media, sends, has_ssrc);
+    bad && first_kind.as_deref() == Some("application")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -184,6 +214,18 @@ mod tests {
         assert_eq!(prefer_video_codec(OFFER, "AV1"), OFFER);
         assert_eq!(codecs_of(&s, "video"), ["H264", "VP8"]);
         assert_eq!(codecs_of(&s, "audio"), ["OPUS"]);
+    }
+
+    #[test]
+    fn data_first_offers_need_ssrcs() {
+        let data_first = "v=0\r\nm=application 9 UDP/DTLS/SCTP webrtc-datachannel\r\na=mid:0\r\n\
+            m=video 9 UDP/TLS/RTP/SAVPF 96\r\na=mid:1\r\na=sendonly\r\na=rtpmap:96 VP8/90000\r\n";
+        assert!(unsafe_for_webrtcbin(data_first));
+        let with_ssrc = format!("{data_first}a=ssrc:1234 cname:x\r\n");
+        assert!(!unsafe_for_webrtcbin(&with_ssrc));
+        assert!(!unsafe_for_webrtcbin(OFFER), "media first is fine");
+        let recvonly = data_first.replace("a=sendonly", "a=recvonly");
+        assert!(!unsafe_for_webrtcbin(&recvonly));
     }
 
     #[test]

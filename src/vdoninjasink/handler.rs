@@ -11,7 +11,7 @@ use super::viewer::Viewer;
 use crate::common::driver::Job;
 use crate::common::log;
 use crate::peer::{Munging, Peer, PeerOptions};
-use crate::protocol::machine::{Event, Input, Output, PeerId, Role};
+use crate::protocol::machine::{CloseReason, Event, Input, Output, PeerId, Role};
 
 impl VdoNinjaSink {
     pub(super) fn handle_job(&self, job: Job) {
@@ -71,6 +71,10 @@ impl VdoNinjaSink {
             Output::ClosePeer { peer, reason } => {
                 let viewer = self.state().viewers.remove(&peer);
                 self.state().pending_offers.retain(|(p, _)| *p != peer);
+                if let (Some(v), CloseReason::Error(e)) = (&viewer, &reason) {
+                    let text = format!("viewer {} dropped: {e}", v.uuid);
+                    log::post_warning(*CAT, obj.upcast_ref(), &text);
+                }
                 if let Some(v) = viewer {
                     self.remove_viewer(v, &log::close_reason_text(&reason));
                     self.update_video_bitrate();

@@ -11,7 +11,7 @@ use super::receive;
 use crate::common::driver::Job;
 use crate::common::log;
 use crate::peer::{Munging, Peer, PeerOptions};
-use crate::protocol::machine::{Event, Input, Output, PeerId, Role};
+use crate::protocol::machine::{CloseReason, Event, Input, Output, PeerId, Role};
 
 impl VdoNinjaSrc {
     pub(super) fn handle_job(&self, job: Job) {
@@ -73,6 +73,10 @@ impl VdoNinjaSrc {
             }
             Output::ClosePeer { peer, reason } => {
                 let remote = self.state().remotes.remove(&peer);
+                if let (Some(r), CloseReason::Error(e)) = (&remote, &reason) {
+                    let text = format!("stream {} dropped: {e}", r.stream_id);
+                    log::post_warning(*CAT, obj.upcast_ref(), &text);
+                }
                 if let Some(r) = remote {
                     self.remove_remote(r, &log::close_reason_text(&reason));
                 }

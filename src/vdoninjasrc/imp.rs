@@ -397,10 +397,8 @@ impl ElementImpl for VdoNinjaSrc {
         match transition {
             gst::StateChange::PausedToReady => self.stop(),
             // A live source: no preroll.
-            gst::StateChange::ReadyToPaused | gst::StateChange::PlayingToPaused => {
-                if ret.is_ok() {
-                    ret = Ok(gst::StateChangeSuccess::NoPreroll);
-                }
+            gst::StateChange::ReadyToPaused | gst::StateChange::PlayingToPaused if ret.is_ok() => {
+                ret = Ok(gst::StateChangeSuccess::NoPreroll);
             }
             _ => {}
         }

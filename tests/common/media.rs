@@ -407,6 +407,8 @@ pub struct SrcHarness {
     pub frames: Arc<Mutex<HashMap<String, u64>>>,
     /// When each pad's first decoded buffer arrived.
     pub first: Arc<Mutex<HashMap<String, Instant>>>,
+    /// When each pad's first buffer (before any decoding) left the element.
+    pub first_out: Arc<Mutex<HashMap<String, Instant>>>,
     pub added: Arc<Mutex<Vec<String>>>,
     pub removed: Arc<Mutex<Vec<String>>>,
     pub started: Instant,
@@ -427,12 +429,24 @@ impl SrcHarness {
         pipeline.add(&src).expect("add src");
         let frames: Arc<Mutex<HashMap<String, u64>>> = Arc::default();
         let first: Arc<Mutex<HashMap<String, Instant>>> = Arc::default();
+        let first_out: Arc<Mutex<HashMap<String, Instant>>> = Arc::default();
         let added: Arc<Mutex<Vec<String>>> = Arc::default();
         let removed: Arc<Mutex<Vec<String>>> = Arc::default();
         {
             let (f, fi, pl) = (frames.clone(), first.clone(), pipeline.clone());
+            let fo = first_out.clone();
             src.connect_pad_added(move |_, pad| {
                 let name = pad.name().to_string();
+                {
+                    let (fo, name) = (fo.clone(), name.clone());
+                    pad.add_probe(gst::PadProbeType::BUFFER, move |_, _| {
+                        fo.lock()
+                            .expect("lock")
+                            .entry(name.clone())
+                            .or_insert_with(Instant::now);
+                        gst::PadProbeReturn::Remove
+                    });
+                }
                 let caps = pad.query_caps(None);
                 let raw = caps
                     .structure(0)
@@ -504,6 +518,7 @@ impl SrcHarness {
             src,
             frames,
             first,
+            first_out,
             added,
             removed,
             started,
