@@ -183,6 +183,25 @@ pub fn unsafe_for_webrtcbin(sdp: &str) -> bool {
     bad && first_kind.as_deref() == Some("application")
 }
 
+/// How many audio/video sections of an offer the offerer sends in (not `recvonly`/`inactive`,
+/// port not 0).
+pub fn sending_media_count(sdp: &str) -> usize {
+    let mut count = 0;
+    let mut current: Option<bool> = None;
+    for l in lines(sdp) {
+        if let Some(rest) = l.strip_prefix("m=") {
+            count += usize::from(current == Some(true));
+            let mut parts = rest.split(' ');
+            let kind = parts.next().unwrap_or_default();
+            let port = parts.next().unwrap_or_default();
+            current = Some((kind == "audio" || kind == "video") && port != "0");
+        } else if matches!(l, "a=recvonly" | "a=inactive") && current.is_some() {
+            current = Some(false);
+        }
+    }
+    count + usize::from(current == Some(true))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -226,6 +245,14 @@ mod tests {
         assert!(!unsafe_for_webrtcbin(OFFER), "media first is fine");
         let recvonly = data_first.replace("a=sendonly", "a=recvonly");
         assert!(!unsafe_for_webrtcbin(&recvonly));
+    }
+
+    #[test]
+    fn sending_media_are_counted() {
+        assert_eq!(sending_media_count(OFFER), 2);
+        let one = OFFER.replace("a=mid:audio1", "a=mid:audio1\r\na=recvonly");
+        assert_eq!(sending_media_count(&one), 1);
+        assert_eq!(sending_media_count("v=0\r\nm=application 9 UDP/DTLS/SCTP x\r\n"), 0);
     }
 
     #[test]

@@ -57,7 +57,10 @@ impl VdoNinjaSrc {
                 }
             }
             Output::SetRemoteDescription { peer, sdp } => {
-                if let Some(r) = self.state().remotes.get(&peer) {
+                if let Some(r) = self.state().remotes.get_mut(&peer) {
+                    if sdp.kind == crate::protocol::message::SdpType::Offer {
+                        r.expected = crate::peer::sdp::sending_media_count(&sdp.sdp);
+                    }
                     r.peer.set_remote_description(sdp);
                 }
             }
@@ -146,6 +149,10 @@ impl VdoNinjaSrc {
                 label: None,
                 pads: Vec::new(),
                 announced: false,
+                tracks: Vec::new(),
+                expected: 0,
+                recorder: None,
+                ts_tracks: Vec::new(),
             },
         );
         Ok(())
@@ -154,30 +161,27 @@ impl VdoNinjaSrc {
     /// A webrtcbin src pad appeared (streaming thread): build its chain and expose it.
     fn on_media_pad(&self, peer: PeerId, pad: &gst::Pad) {
         let decode = self.settings().decode;
-        let (bin, stream_id) = {
+        let (bin, stream_id, tsmux) = {
             let st = self.state();
             let Some(r) = st.remotes.get(&peer) else {
                 return;
             };
-            (r.peer.bin.clone(), r.stream_id.clone())
-        };
-        let track = match receive::build(&bin, pad, decode, pad.name().as_str()) {
-            Ok(t) => t,
-            Err(e) => {
-                log::post_warning(
-                    *CAT,
-                    self.obj().upcast_ref(),
-                    &format!("{stream_id}: cannot receive a track: {e}"),
-                );
-                return;
-            }
-        };
-        let kind = if track.codec.is_video() {
-            "video"
-        } else {
-            "audio"
+            let mux = st.tsmux.clone().filter(|_| !st.eos);
+            (r.peer.bin.clone(), r.stream_id.clone(), mux)
         };
         let obj = self.obj();
+        let warn = |e: String| {
+            log::post_warning(*CAT, obj.upcast_ref(), &format!("{stream_id}: cannot receive a track: {e}"))
+        };
+        let track = match receive::build(&bin, pad) {
+            Ok(t) => t,
+            Err(e) => return warn(e),
+        };
+        let exposed = match track.branch(decode) {
+            Ok(p) => p,
+            Err(e) => return warn(e),
+        };
+        let kind = if track.codec.is_video() { "video" } else { "audio" };
         let base = format!("{kind}_{stream_id}");
         let mut name = base.clone();
         let mut i = 2;
@@ -188,20 +192,54 @@ impl VdoNinjaSrc {
         let Some(templ) = obj.pad_template(&format!("{kind}_%s")) else {
             return;
         };
-        let Ok(ghost) = gst::GhostPad::builder_from_template_with_target(&templ, &track.pad)
+        let Ok(ghost) = gst::GhostPad::builder_from_template_with_target(&templ, &exposed)
             .map(|b| b.name(name.as_str()).build())
         else {
             return;
         };
         let _ = ghost.set_active(true);
+
+        let ts_track = match &tsmux {
+            Some(mux) => match track
+                .branch(false)
+                .and_then(|src| super::tsmux::add_track(obj.upcast_ref(), mux, track.codec, src.upcast_ref()))
+            {
+                Ok((t, transcoded)) => {
+                    if transcoded {
+                        log::post_warning(
+                            *CAT,
+                            obj.upcast_ref(),
+                            &format!(
+                                "{stream_id} sends {} although H.264 was asked for: transcoding it to H.264 for the src pad",
+                                track.codec.encoding_name()
+                            ),
+                        );
+                    }
+                    Some(t)
+                }
+                Err(e) => {
+                    warn(format!("not in the room stream: {e}"));
+                    None
+                }
+            },
+            None => None,
+        };
+
         let announce = {
-            let mut st = self.state();
+            let mut guard = self.state();
+            let st = &mut *guard;
             let Some(r) = st.remotes.get_mut(&peer) else {
                 return;
             };
             r.pads.push(ghost.clone());
+            r.tracks.push(track.clone());
+            r.ts_tracks.extend(ts_track);
             let first = !r.announced;
             r.announced = true;
+            if first && let Some(m) = &mut st.manifest {
+                let p = m.participant(&r.stream_id, &r.uuid);
+                p.label = r.label.clone();
+            }
             first.then(|| (r.stream_id.clone(), r.label.clone().unwrap_or_default()))
         };
         if obj.add_pad(&ghost).is_err() {
@@ -209,6 +247,7 @@ impl VdoNinjaSrc {
         }
         gst::info!(CAT, imp = self, "{name}: {}", track.codec.encoding_name());
         if let Some((sid, label)) = announce {
+            self.save_manifest();
             obj.emit_by_name::<()>("stream-added", &[&sid, &label]);
             log::post_element_message(
                 obj.upcast_ref(),
@@ -218,6 +257,7 @@ impl VdoNinjaSrc {
                     .build(),
             );
         }
+        self.schedule_recording(peer);
         if track.codec.is_video() {
             // Decoders and muxers start on a key frame (§6.5): ask on the data channel, and
             // with an RTCP PLI.
@@ -226,8 +266,9 @@ impl VdoNinjaSrc {
         }
     }
 
-    pub(super) fn remove_remote(&self, r: Remote, reason: &str) {
+    pub(super) fn remove_remote(&self, mut r: Remote, reason: &str) {
         let obj = self.obj();
+        self.finish_outputs(&mut r, reason);
         for p in &r.pads {
             let _ = p.set_active(false);
             let _ = obj.remove_pad(p);

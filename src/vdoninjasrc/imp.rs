@@ -14,6 +14,10 @@ use gst::subclass::prelude::*;
 use crate::common::codec::VideoCodecPreference;
 use crate::common::driver::Driver;
 use crate::common::settings::{CommonSettings, IceConfig};
+use super::location::Pattern;
+use super::manifest::Manifest;
+use super::record::Recorder;
+use super::tsmux::TsTrack;
 use crate::peer::Peer;
 use crate::protocol::machine::{Input, Machine, PeerId, View, ViewOptions};
 
@@ -36,6 +40,7 @@ pub(super) struct Settings {
     pub video: bool,
     pub bitrate: u32,
     pub latency: u32,
+    pub record_location: Option<String>,
 }
 
 impl Default for Settings {
@@ -50,6 +55,7 @@ impl Default for Settings {
             video: true,
             bitrate: 0,
             latency: 200,
+            record_location: None,
         }
     }
 }
@@ -63,6 +69,12 @@ pub(super) struct Remote {
     /// Our element's pads for this publisher's media.
     pub pads: Vec<gst::GhostPad>,
     pub announced: bool,
+    /// Received tracks (each ends in a tee).
+    pub tracks: Vec<super::receive::Track>,
+    /// Media sections the publisher's offer sends (how many tracks to wait for).
+    pub expected: usize,
+    pub recorder: Option<Recorder>,
+    pub ts_tracks: Vec<TsTrack>,
 }
 
 #[derive(Default)]
@@ -70,6 +82,16 @@ pub(super) struct State {
     pub driver: Option<Driver>,
     pub remotes: BTreeMap<PeerId, Remote>,
     pub ice: IceConfig,
+    pub pattern: Option<Pattern>,
+    pub manifest: Option<Manifest>,
+    /// Recorders whose EOS is on its way to the file.
+    pub finishing: Vec<Recorder>,
+    /// Ended TS tracks, removed when the element stops.
+    pub ts_finished: Vec<TsTrack>,
+    /// The room's MPEG-TS muxer, when `src` is linked.
+    pub tsmux: Option<gst::Element>,
+    /// EOS was asked for: post ours once every file is final.
+    pub eos: bool,
 }
 
 #[derive(Default)]
@@ -119,13 +141,24 @@ impl VdoNinjaSrc {
             }
         };
         let base_ice = settings.common.base_ice_config().map_err(bad)?;
+        let pattern = match &settings.record_location {
+            Some(raw) => Some(Pattern::parse(raw).map_err(|e| bad(e.to_string()))?),
+            None => None,
+        };
+        let ts_linked = self.src_pad().is_some_and(|p| p.is_linked());
+        // The MPEG-TS path carries H.264: ask publishers for it unless told otherwise.
+        let video_codec = match (settings.video_codec.codec(), ts_linked) {
+            (Some(c), _) => Some(c),
+            (None, true) => Some(crate::common::codec::Codec::H264),
+            (None, false) => None,
+        };
         let mut cfg = settings.common.machine_config();
         cfg.view = view;
         cfg.view_options = ViewOptions {
             audio: settings.audio,
             video: settings.video,
             bitrate: (settings.bitrate > 0).then_some(settings.bitrate),
-            video_codec: settings.video_codec.codec().map(|c| c.nick().to_string()),
+            video_codec: video_codec.map(|c| c.nick().to_string()),
         };
         let machine = Machine::new(cfg).map_err(|e| bad(e.to_string()))?;
         let weak = self.obj().downgrade();
@@ -142,12 +175,38 @@ impl VdoNinjaSrc {
             },
         )
         .map_err(|e| gst::error_msg!(gst::CoreError::Failed, ["cannot start a thread: {e}"]))?;
+        let tsmux = if ts_linked {
+            let mux = super::tsmux::create_mux(self.obj().upcast_ref()).map_err(bad)?;
+            if let (Some(src), Some(ghost)) = (mux.static_pad("src"), self.src_pad()) {
+                ghost.set_target(Some(&src)).map_err(|e| bad(e.to_string()))?;
+            }
+            Some(mux)
+        } else {
+            None
+        };
+        let manifest = pattern
+            .as_ref()
+            .map(|p| Manifest::new(&p.directory(), settings.common.room.clone()));
         let mut st = self.state();
         st.ice = base_ice;
         st.driver = Some(driver);
+        st.pattern = pattern;
+        st.manifest = manifest;
+        st.tsmux = tsmux;
+        st.eos = false;
+        drop(st);
+        self.save_manifest();
         Ok(())
     }
 
+    /// The always pad carrying the room as MPEG-TS.
+    pub(super) fn src_pad(&self) -> Option<gst::GhostPad> {
+        self.obj()
+            .static_pad("src")
+            .and_then(|p| p.downcast::<gst::GhostPad>().ok())
+    }
+
+    /// Says goodbye, ends every participant and finalizes every file (bounded wait).
     fn stop(&self) {
         let driver = self.state().driver.take();
         if let Some(d) = driver {
@@ -156,6 +215,20 @@ impl VdoNinjaSrc {
         let remotes = std::mem::take(&mut self.state().remotes);
         for (_, r) in remotes {
             self.remove_remote(r, "shutdown");
+        }
+        self.wait_for_recordings(Duration::from_secs(5));
+        let mux = {
+            let mut st = self.state();
+            st.pattern = None;
+            st.manifest = None;
+            st.tsmux.take()
+        };
+        if let Some(mux) = mux {
+            if let Some(ghost) = self.src_pad() {
+                let _ = ghost.set_target(None::<&gst::Pad>);
+            }
+            let _ = mux.set_state(gst::State::Null);
+            let _ = self.obj().remove(&mux);
         }
     }
 
@@ -254,6 +327,11 @@ impl ObjectImpl for VdoNinjaSrc {
                     .maximum(10_000)
                     .mutable_ready()
                     .build(),
+                glib::ParamSpecString::builder("record-location")
+                    .nick("Record location")
+                    .blurb("Record every participant's audio and video into one Matroska file each, without transcoding: %s = stream ID (made safe for file names), %t = UTC start time, %% = %; the directory must exist; existing files are never overwritten. A manifest (vdoninja-manifest-<time>.json) lists the files")
+                    .mutable_ready()
+                    .build(),
                 glib::ParamSpecBoxed::builder::<gst::Structure>("stats")
                     .nick("Statistics")
                     .blurb("Per stream: stream ID, UUID, label, connection state, candidate type, RTT, bytes and packets received, packets lost")
@@ -301,6 +379,7 @@ impl ObjectImpl for VdoNinjaSrc {
             "video" => s.video = value.get().unwrap_or(true),
             "bitrate" => s.bitrate = value.get().unwrap_or(0),
             "latency" => s.latency = value.get().unwrap_or(200),
+            "record-location" => s.record_location = string(),
             _ => {}
         }
     }
@@ -323,6 +402,7 @@ impl ObjectImpl for VdoNinjaSrc {
             "video" => s.video.to_value(),
             "bitrate" => s.bitrate.to_value(),
             "latency" => s.latency.to_value(),
+            "record-location" => s.record_location.to_value(),
             _ => glib::Value::from_type(pspec.value_type()),
         }
     }
@@ -332,6 +412,10 @@ impl ObjectImpl for VdoNinjaSrc {
         let obj = self.obj();
         obj.set_suppressed_flags(gst::ElementFlags::SINK | gst::ElementFlags::SOURCE);
         obj.set_element_flags(gst::ElementFlags::SOURCE);
+        if let Some(templ) = obj.pad_template("src") {
+            let pad = gst::GhostPad::builder_from_template(&templ).name("src").build();
+            let _ = obj.add_pad(&pad);
+        }
     }
 }
 
@@ -363,7 +447,12 @@ impl ElementImpl for VdoNinjaSrc {
                 .structure(gst::Structure::new_empty("audio/x-opus"))
                 .structure(gst::Structure::new_empty("audio/x-raw"))
                 .build();
+            let ts = gst::Caps::builder("video/mpegts")
+                .field("systemstream", true)
+                .build();
             vec![
+                gst::PadTemplate::new("src", gst::PadDirection::Src, gst::PadPresence::Always, &ts)
+                    .expect("valid template"),
                 gst::PadTemplate::new(
                     "video_%s",
                     gst::PadDirection::Src,
@@ -393,9 +482,12 @@ impl ElementImpl for VdoNinjaSrc {
             self.post_error_message(e);
             return Err(gst::StateChangeError);
         }
+        if transition == gst::StateChange::PausedToReady {
+            // Before the children stop: the recorders must still run to finalize their files.
+            self.stop();
+        }
         let mut ret = self.parent_change_state(transition);
         match transition {
-            gst::StateChange::PausedToReady => self.stop(),
             // A live source: no preroll.
             gst::StateChange::ReadyToPaused | gst::StateChange::PlayingToPaused if ret.is_ok() => {
                 ret = Ok(gst::StateChangeSuccess::NoPreroll);
@@ -407,16 +499,8 @@ impl ElementImpl for VdoNinjaSrc {
 
     fn send_event(&self, event: gst::Event) -> bool {
         if let gst::EventView::Eos(_) = event.view() {
-            gst::info!(CAT, imp = self, "EOS: ending every stream");
-            let pads: Vec<gst::GhostPad> = self
-                .state()
-                .remotes
-                .values()
-                .flat_map(|r| r.pads.clone())
-                .collect();
-            for p in pads {
-                p.push_event(gst::event::Eos::new());
-            }
+            gst::info!(CAT, imp = self, "EOS: finalizing every recording and stream");
+            self.end_of_stream();
             return true;
         }
         self.parent_send_event(event)
@@ -425,6 +509,13 @@ impl ElementImpl for VdoNinjaSrc {
 
 impl BinImpl for VdoNinjaSrc {
     fn handle_message(&self, msg: gst::Message) {
+        // A recording's filesink saw EOS: that file is final. Our own EOS is posted by us.
+        if let gst::MessageView::Eos(_) = msg.view() {
+            if let Some(src) = msg.src() {
+                self.recording_done(src);
+            }
+            return;
+        }
         if let gst::MessageView::Error(e) = msg.view()
             && let Some(src) = msg.src()
             && let Some(peer) = self.peer_of(src)

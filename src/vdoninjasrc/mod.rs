@@ -8,7 +8,12 @@ use gst::prelude::*;
 
 mod handler;
 mod imp;
+pub mod location;
+mod manifest;
 mod receive;
+mod record;
+mod recording;
+mod tsmux;
 
 glib::wrapper! {
     pub struct VdoNinjaSrc(ObjectSubclass<imp::VdoNinjaSrc>) @extends gst::Bin, gst::Element, gst::Object, @implements gst::ChildProxy;

@@ -1,17 +1,23 @@
 // SPDX-License-Identifier: MPL-2.0
 
-//! The receiving chain of one webrtcbin pad: depayload and parse (and decode with
-//! `decode=true`), ending in a ghost pad on the peer's bin.
+//! The receiving chain of one webrtcbin pad: `depay ! parse ! tee`, inside the peer's bin. The
+//! tee feeds whatever wants the track: the element's pad (decoded with `decode=true`), the
+//! participant's recording, the room's MPEG-TS stream. Each consumer gets its own ghost pad on
+//! the peer bin.
+
+use std::sync::atomic::{AtomicU32, Ordering};
 
 use gst::prelude::*;
 
 use crate::common::codec::{Codec, best_decoder};
 
-/// What one webrtcbin src pad became.
+/// One received track.
+#[derive(Debug, Clone)]
 pub struct Track {
     pub codec: Codec,
-    /// The ghost pad on the peer bin.
-    pub pad: gst::GhostPad,
+    pub tee: gst::Element,
+    /// The peer bin it lives in.
+    pub bin: gst::Bin,
 }
 
 fn make(factory: &str) -> Result<gst::Element, String> {
@@ -27,42 +33,89 @@ pub fn rtp_codec(pad: &gst::Pad) -> Option<Codec> {
     Codec::from_encoding_name(s.get::<&str>("encoding-name").ok()?)
 }
 
-/// Builds `depay ! parse [! decode ! convert]` for `pad` inside `bin`.
-pub fn build(bin: &gst::Bin, pad: &gst::Pad, decode: bool, name: &str) -> Result<Track, String> {
+/// Builds `depay ! parse ! tee` for `pad` inside `bin`.
+pub fn build(bin: &gst::Bin, pad: &gst::Pad) -> Result<Track, String> {
     let codec = rtp_codec(pad).ok_or("media with an unknown codec")?;
     let mut elements = vec![make(codec.depayloader())?];
     if let Some(p) = codec.parser() {
-        elements.push(make(p)?);
-    }
-    if decode {
-        let caps = gst::Caps::new_empty_simple(codec.caps_name());
-        let factory = best_decoder(&caps)
-            .ok_or_else(|| format!("no {} decoder is installed", codec.encoding_name()))?;
-        elements.push(factory.create().build().map_err(|e| e.to_string())?);
-        if codec.is_video() {
-            elements.push(make("videoconvert")?);
-        } else {
-            elements.push(make("audioconvert")?);
-            elements.push(make("audioresample")?);
+        let parser = make(p)?;
+        if parser.find_property("config-interval").is_some() {
+            parser.set_property_from_str("config-interval", "-1");
         }
+        elements.push(parser);
     }
+    if codec == Codec::H264 {
+        // One format for every consumer; each converts as it needs.
+        let filter = make("capsfilter")?;
+        filter.set_property(
+            "caps",
+            gst::Caps::builder("video/x-h264")
+                .field("stream-format", "byte-stream")
+                .field("alignment", "au")
+                .build(),
+        );
+        elements.push(filter);
+    }
+    let tee = make("tee")?;
+    tee.set_property("allow-not-linked", true);
+    elements.push(tee.clone());
     bin.add_many(&elements).map_err(|e| e.to_string())?;
     gst::Element::link_many(&elements).map_err(|_| "cannot link the receive chain")?;
-    let last = elements
-        .last()
-        .and_then(|e| e.static_pad("src"))
-        .ok_or("no src pad")?;
-    let ghost = gst::GhostPad::builder_with_target(&last)
-        .map_err(|e| e.to_string())?
-        .name(name)
-        .build();
-    let _ = ghost.set_active(true);
-    bin.add_pad(&ghost).map_err(|e| e.to_string())?;
     for e in &elements {
         let _ = e.sync_state_with_parent();
     }
     let sink = elements[0].static_pad("sink").ok_or("no sink pad")?;
     pad.link(&sink)
         .map_err(|e| format!("cannot link webrtcbin's pad: {e:?}"))?;
-    Ok(Track { codec, pad: ghost })
+    Ok(Track {
+        codec,
+        tee,
+        bin: bin.clone(),
+    })
+}
+
+impl Track {
+    /// A new ghost pad on the peer bin carrying this track, decoded to raw if `decode`.
+    pub fn branch(&self, decode: bool) -> Result<gst::GhostPad, String> {
+        static N: AtomicU32 = AtomicU32::new(0);
+        let tee_pad = self
+            .tee
+            .request_pad_simple("src_%u")
+            .ok_or("the tee gave no pad")?;
+        let target = if decode {
+            let caps = gst::Caps::new_empty_simple(self.codec.caps_name());
+            let factory = best_decoder(&caps)
+                .ok_or_else(|| format!("no {} decoder is installed", self.codec.encoding_name()))?;
+            let mut elements = vec![make("queue")?];
+            elements.push(factory.create().build().map_err(|e| e.to_string())?);
+            if self.codec.is_video() {
+                elements.push(make("videoconvert")?);
+            } else {
+                elements.push(make("audioconvert")?);
+                elements.push(make("audioresample")?);
+            }
+            self.bin.add_many(&elements).map_err(|e| e.to_string())?;
+            gst::Element::link_many(&elements).map_err(|_| "cannot link the decoder")?;
+            for e in &elements {
+                let _ = e.sync_state_with_parent();
+            }
+            let sink = elements[0].static_pad("sink").ok_or("no sink pad")?;
+            tee_pad
+                .link(&sink)
+                .map_err(|e| format!("cannot link the decoder: {e:?}"))?;
+            elements
+                .last()
+                .and_then(|e| e.static_pad("src"))
+                .ok_or("no src pad")?
+        } else {
+            tee_pad
+        };
+        let ghost = gst::GhostPad::builder_with_target(&target)
+            .map_err(|e| e.to_string())?
+            .name(format!("out_{}", N.fetch_add(1, Ordering::Relaxed)))
+            .build();
+        let _ = ghost.set_active(true);
+        self.bin.add_pad(&ghost).map_err(|e| e.to_string())?;
+        Ok(ghost)
+    }
 }

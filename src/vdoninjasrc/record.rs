@@ -1,0 +1,211 @@
+// SPDX-License-Identifier: MPL-2.0
+
+//! One participant's recording: every track into one Matroska file, passed through. Audio and
+//! video start together at the first video key frame and the file's clock starts at zero.
+//! Finishing unhooks the recorder from the participant and sends EOS through it; the file is
+//! final (seekable, with duration and cues) once its filesink has seen that EOS.
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
+
+use gst::prelude::*;
+
+use crate::common::codec::Codec;
+
+/// Where the recording starts: the first video key frame (or the first audio buffer when there
+/// is no video). Shared by the tracks' gates.
+#[derive(Default)]
+struct Gate {
+    base: Option<gst::ClockTime>,
+    last: Option<gst::ClockTime>,
+    /// Queue src pads whose running time is shifted so that the file starts at zero.
+    pads: Vec<gst::Pad>,
+}
+
+pub struct Recorder {
+    pub bin: gst::Bin,
+    pub location: PathBuf,
+    pub stream_id: String,
+    pub video_codec: Option<Codec>,
+    pub audio_codec: Option<Codec>,
+    /// (peer-bin pad feeding us, our sink pad)
+    links: Vec<(gst::Pad, gst::Pad)>,
+    filesink: gst::Element,
+    gate: Arc<Mutex<Gate>>,
+    finishing: bool,
+    /// Its filesink has seen EOS: the file is final.
+    pub done: Arc<AtomicBool>,
+}
+
+fn make(factory: &str) -> Result<gst::Element, String> {
+    gst::ElementFactory::make(factory)
+        .build()
+        .map_err(|_| format!("the GStreamer element {factory} is not installed"))
+}
+
+impl Recorder {
+    /// Builds the recorder in `parent` and links `tracks` (codec, peer-bin pad) into it.
+    pub fn start(
+        parent: &gst::Bin,
+        stream_id: &str,
+        location: PathBuf,
+        tracks: &[(Codec, gst::Pad)],
+    ) -> Result<Self, String> {
+        static N: AtomicU32 = AtomicU32::new(0);
+        let bin = gst::Bin::with_name(&format!("rec{}", N.fetch_add(1, Ordering::Relaxed)));
+        // The recorder runs on its own: when the element stops, it must still be able to
+        // take the EOS that finalizes its file.
+        bin.set_locked_state(true);
+        let mux = make("matroskamux")?;
+        // A cluster at least every second: a killed recording loses at most that much.
+        if mux.find_property("max-cluster-duration").is_some() {
+            mux.set_property("max-cluster-duration", 1_000_000_000i64);
+        }
+        let filesink = make("filesink")?;
+        filesink.set_property("location", location.to_string_lossy().as_ref());
+        filesink.set_property("async", false);
+        filesink.set_property_from_str("buffer-mode", "unbuffered");
+        bin.add_many([&mux, &filesink]).map_err(|e| e.to_string())?;
+        mux.link(&filesink).map_err(|_| "cannot link matroskamux")?;
+
+        let gate = Arc::new(Mutex::new(Gate::default()));
+        let has_video = tracks.iter().any(|(c, _)| c.is_video());
+        let mut sinks = Vec::new();
+        let (mut video_codec, mut audio_codec) = (None, None);
+        for (i, (codec, _)) in tracks.iter().enumerate() {
+            let queue = make("queue")?;
+            queue.set_property("max-size-buffers", 0u32);
+            queue.set_property("max-size-bytes", 0u32);
+            queue.set_property("max-size-time", 5_000_000_000u64);
+            let mut chain = vec![queue.clone()];
+            if *codec == Codec::H264 {
+                chain.push(make("h264parse")?); // byte-stream → avc for Matroska
+            }
+            bin.add_many(&chain).map_err(|e| e.to_string())?;
+            gst::Element::link_many(&chain).map_err(|_| "cannot link a recorder track")?;
+            let template = if codec.is_video() { "video_%u" } else { "audio_%u" };
+            let mux_pad = mux
+                .request_pad_simple(template)
+                .ok_or("matroskamux gave no pad")?;
+            let last = chain.last().and_then(|e| e.static_pad("src")).ok_or("no src")?;
+            last.link(&mux_pad)
+                .map_err(|e| format!("matroskamux refused {}: {e:?}", codec.encoding_name()))?;
+            let qsink = queue.static_pad("sink").ok_or("no sink")?;
+            let ghost = gst::GhostPad::builder_with_target(&qsink)
+                .map_err(|e| e.to_string())?
+                .name(format!("sink_{i}"))
+                .build();
+            bin.add_pad(&ghost).map_err(|e| e.to_string())?;
+            if let Some(src) = queue.static_pad("src")
+                && let Ok(mut g) = gate.lock()
+            {
+                g.pads.push(src);
+            }
+            add_gate(&qsink, &gate, codec.is_video(), has_video);
+            if codec.is_video() {
+                video_codec.get_or_insert(*codec);
+            } else {
+                audio_codec.get_or_insert(*codec);
+            }
+            sinks.push(ghost.upcast::<gst::Pad>());
+        }
+        parent.add(&bin).map_err(|e| e.to_string())?;
+        bin.set_state(gst::State::Playing)
+            .map_err(|_| format!("cannot start recording to {}", location.display()))?;
+        let mut links = Vec::new();
+        for ((_, src), sink) in tracks.iter().zip(sinks) {
+            src.link(&sink)
+                .map_err(|e| format!("cannot feed the recorder: {e:?}"))?;
+            links.push((src.clone(), sink));
+        }
+        Ok(Self {
+            bin,
+            location,
+            stream_id: stream_id.into(),
+            video_codec,
+            audio_codec,
+            links,
+            filesink,
+            gate,
+            finishing: false,
+            done: Arc::default(),
+        })
+    }
+
+    /// Whether `obj` is this recorder's filesink (its EOS means the file is final).
+    pub fn is_filesink(&self, obj: &gst::Object) -> bool {
+        obj == self.filesink.upcast_ref::<gst::Object>()
+    }
+
+    /// Unhooks the recorder from the participant and sends EOS through it.
+    pub fn finish(&mut self) {
+        if self.finishing {
+            return;
+        }
+        self.finishing = true;
+        for (src, sink) in &self.links {
+            let _ = src.unlink(sink);
+            sink.send_event(gst::event::Eos::new());
+        }
+    }
+
+    /// Time from the first to the last recorded frame.
+    pub fn duration(&self) -> gst::ClockTime {
+        self.gate
+            .lock()
+            .ok()
+            .and_then(|g| Some(g.last?.saturating_sub(g.base?)))
+            .unwrap_or(gst::ClockTime::ZERO)
+    }
+
+    /// Stops and removes the recorder bin.
+    pub fn close(&self, parent: &gst::Bin) {
+        let _ = self.bin.set_state(gst::State::Null);
+        let _ = parent.remove(&self.bin);
+    }
+}
+
+/// Drops what comes before the recording's start; notes the last time stamp.
+fn add_gate(pad: &gst::Pad, gate: &Arc<Mutex<Gate>>, video: bool, has_video: bool) {
+    let gate = gate.clone();
+    pad.add_probe(gst::PadProbeType::BUFFER, move |pad, info| {
+        let Some(buf) = info.buffer() else {
+            return gst::PadProbeReturn::Ok;
+        };
+        let Some(ts) = buf.pts().or(buf.dts()) else {
+            return gst::PadProbeReturn::Ok;
+        };
+        // Running time, so that every track is on the same clock.
+        let pts = pad
+            .sticky_event::<gst::event::Segment>(0)
+            .and_then(|e| {
+                e.segment()
+                    .downcast_ref::<gst::ClockTime>()
+                    .and_then(|s| s.to_running_time(ts))
+            })
+            .unwrap_or(ts);
+        let Ok(mut g) = gate.lock() else {
+            return gst::PadProbeReturn::Ok;
+        };
+        let starts = g.base.is_none()
+            && (video || !has_video)
+            && !buf.flags().contains(gst::BufferFlags::DELTA_UNIT);
+        if starts {
+            g.base = Some(pts);
+            let offset = -(pts.nseconds() as i64);
+            for p in &g.pads {
+                p.set_offset(offset);
+            }
+        }
+        match g.base {
+            Some(base) if pts >= base => {
+                if g.last.is_none_or(|l| pts > l) {
+                    g.last = Some(pts);
+                }
+                gst::PadProbeReturn::Ok
+            }
+            _ => gst::PadProbeReturn::Drop,
+        }
+    });
+}

@@ -1,0 +1,311 @@
+// SPDX-License-Identifier: MPL-2.0
+
+//! Room recording, orchestrated: when a participant's recorder starts, how it finishes (leave,
+//! EOS, stop), the manifest, and the `vdoninja/recording-*` bus messages.
+
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant, SystemTime};
+
+use gst::prelude::*;
+use gst::subclass::prelude::*;
+
+use super::imp::{CAT, Remote, VdoNinjaSrc};
+use super::location::{unique_path, utc_stamp};
+use super::manifest::FileEntry;
+use super::record::Recorder;
+use crate::common::log;
+use crate::protocol::machine::PeerId;
+
+/// How long to wait for a participant's other tracks before recording what has arrived.
+const TRACK_WAIT: Duration = Duration::from_secs(2);
+
+impl VdoNinjaSrc {
+    pub(super) fn save_manifest(&self) {
+        let st = self.state();
+        if let Some(m) = &st.manifest
+            && let Err(e) = m.save()
+        {
+            gst::warning!(CAT, imp = self, "cannot write {}: {e}", m.path().display());
+        }
+    }
+
+    /// A track arrived for `peer`: start its recorder now if every expected track is there,
+    /// and in any case once [`TRACK_WAIT`] has passed.
+    pub(super) fn schedule_recording(&self, peer: PeerId) {
+        let st = self.state();
+        if st.pattern.is_none() || st.eos {
+            return;
+        }
+        let Some(d) = &st.driver else { return };
+        let weak = self.obj().downgrade();
+        d.run(move || {
+            if let Some(obj) = weak.upgrade() {
+                obj.imp().maybe_start_recording(peer, false);
+            }
+        });
+        let weak = self.obj().downgrade();
+        crate::runtime::handle().spawn(async move {
+            tokio::time::sleep(TRACK_WAIT).await;
+            let Some(obj) = weak.upgrade() else { return };
+            let w = obj.downgrade();
+            if let Some(d) = &obj.imp().state().driver {
+                d.run(move || {
+                    if let Some(obj) = w.upgrade() {
+                        obj.imp().maybe_start_recording(peer, true);
+                    }
+                });
+            }
+        });
+    }
+
+    /// Media thread.
+    fn maybe_start_recording(&self, peer: PeerId, waited: bool) {
+        let (tracks, stream_id, location) = {
+            let st = self.state();
+            let Some(pattern) = &st.pattern else { return };
+            let Some(r) = st.remotes.get(&peer) else {
+                return;
+            };
+            if st.eos || r.recorder.is_some() || r.tracks.is_empty() {
+                return;
+            }
+            if r.tracks.len() < r.expected.max(1) && !waited {
+                return;
+            }
+            let location = unique_path(&pattern.expand(&r.stream_id, &utc_stamp(SystemTime::now())));
+            (r.tracks.clone(), r.stream_id.clone(), location)
+        };
+        let mut sources = Vec::new();
+        for t in &tracks {
+            match t.branch(false) {
+                Ok(pad) => sources.push((t.codec, pad.upcast::<gst::Pad>())),
+                Err(e) => gst::warning!(CAT, imp = self, "{stream_id}: {e}"),
+            }
+        }
+        let obj = self.obj();
+        let rec = match Recorder::start(obj.upcast_ref(), &stream_id, location.clone(), &sources) {
+            Ok(r) => r,
+            Err(e) => {
+                log::post_warning(*CAT, obj.upcast_ref(), &format!("{stream_id}: not recorded: {e}"));
+                return;
+            }
+        };
+        gst::info!(CAT, imp = self, "recording {stream_id} to {}", location.display());
+        let mut guard = self.state();
+        let st = &mut *guard;
+        let Some(r) = st.remotes.get_mut(&peer) else {
+            // The participant left meanwhile.
+            let mut rec = rec;
+            rec.finish();
+            st.finishing.push(rec);
+            return;
+        };
+        if let Some(m) = &mut st.manifest {
+            let start = m.now();
+            let p = m.participant(&r.stream_id, &r.uuid);
+            p.label = r.label.clone().or(p.label.take());
+            p.files.push(FileEntry {
+                location: location.to_string_lossy().into_owned(),
+                video_codec: rec.video_codec.map(|c| c.encoding_name().to_string()),
+                audio_codec: rec.audio_codec.map(|c| c.encoding_name().to_string()),
+                start,
+                end: None,
+                duration: None,
+                bytes: None,
+                finalized: false,
+            });
+        }
+        r.recorder = Some(rec);
+        drop(guard);
+        self.save_manifest();
+        log::post_element_message(
+            obj.upcast_ref(),
+            gst::Structure::builder("vdoninja/recording-started")
+                .field("stream-id", &stream_id)
+                .field("location", location.to_string_lossy().as_ref())
+                .build(),
+        );
+    }
+
+    /// Ends what a participant feeds (recording, TS tracks) and notes the leave.
+    pub(super) fn finish_outputs(&self, r: &mut Remote, reason: &str) {
+        let mut st = self.state();
+        if let Some(mut rec) = r.recorder.take() {
+            rec.finish();
+            st.finishing.push(rec);
+        }
+        for t in r.ts_tracks.drain(..) {
+            t.finish();
+            st.ts_finished.push(t);
+        }
+        if let Some(m) = &mut st.manifest
+            && m
+                .participants
+                .iter()
+                .any(|p| p.uuid == r.uuid && p.stream_id == r.stream_id && p.left.is_none())
+        {
+            let now = m.now();
+            let p = m.participant(&r.stream_id, &r.uuid);
+            p.left = Some(now);
+            p.leave_reason = Some(reason.to_string());
+        }
+        drop(st);
+        self.save_manifest();
+    }
+
+    /// A child posted EOS: if it is a recorder's filesink, that file is final.
+    pub(super) fn recording_done(&self, src: &gst::Object) {
+        let st = self.state();
+        let Some(rec) = st.finishing.iter().find(|r| r.is_filesink(src)) else {
+            return;
+        };
+        rec.done.store(true, Ordering::SeqCst);
+        if let Some(d) = &st.driver {
+            let weak = self.obj().downgrade();
+            d.run(move || {
+                if let Some(obj) = weak.upgrade() {
+                    obj.imp().finalize_done();
+                }
+            });
+        }
+    }
+
+    /// Closes the recorders whose files are final; posts our EOS when that was the last one.
+    pub(super) fn finalize_done(&self) {
+        let done: Vec<Recorder> = {
+            let mut st = self.state();
+            let (done, pending) = std::mem::take(&mut st.finishing)
+                .into_iter()
+                .partition(|r| r.done.load(Ordering::SeqCst));
+            st.finishing = pending;
+            done
+        };
+        for rec in done {
+            self.close_recorder(rec, true);
+        }
+        let post_eos = {
+            let st = self.state();
+            st.eos
+                && st.finishing.is_empty()
+                && st.remotes.values().all(|r| r.recorder.is_none())
+        };
+        if post_eos {
+            self.post_eos();
+        }
+    }
+
+    fn close_recorder(&self, rec: Recorder, finalized: bool) {
+        let obj = self.obj();
+        rec.close(obj.upcast_ref());
+        let bytes = std::fs::metadata(&rec.location).map(|m| m.len()).unwrap_or(0);
+        let duration = rec.duration();
+        let location = rec.location.to_string_lossy().into_owned();
+        {
+            let mut st = self.state();
+            if let Some(m) = &mut st.manifest {
+                let now = m.now();
+                if let Some(f) = m
+                    .participants
+                    .iter_mut()
+                    .flat_map(|p| p.files.iter_mut())
+                    .find(|f| f.location == location)
+                {
+                    f.end = Some(now);
+                    f.duration = Some(duration.nseconds() as f64 / 1e9);
+                    f.bytes = Some(bytes);
+                    f.finalized = finalized;
+                }
+            }
+        }
+        self.save_manifest();
+        if finalized {
+            gst::info!(CAT, imp = self, "{location}: {duration} recorded, {bytes} bytes");
+        } else {
+            log::post_warning(
+                *CAT,
+                obj.upcast_ref(),
+                &format!("{location} was not finalized in time (it plays, but may lack its index)"),
+            );
+        }
+        log::post_element_message(
+            obj.upcast_ref(),
+            gst::Structure::builder("vdoninja/recording-finished")
+                .field("stream-id", &rec.stream_id)
+                .field("location", &location)
+                .field("duration", duration)
+                .field("bytes", bytes)
+                .field("finalized", finalized)
+                .build(),
+        );
+    }
+
+    /// Finalizes every recording still finishing, waiting at most `timeout` (no media thread
+    /// any more: EOS messages only set flags, this polls them).
+    pub(super) fn wait_for_recordings(&self, timeout: Duration) {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let all = self
+                .state()
+                .finishing
+                .iter()
+                .all(|r| r.done.load(Ordering::SeqCst));
+            if all || Instant::now() >= deadline {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        let rest: Vec<Recorder> = std::mem::take(&mut self.state().finishing);
+        for rec in rest {
+            let done = rec.done.load(Ordering::SeqCst);
+            self.close_recorder(rec, done);
+        }
+        let ts: Vec<_> = std::mem::take(&mut self.state().ts_finished);
+        for t in ts {
+            let _ = t.bin().set_state(gst::State::Null);
+            let _ = self.obj().remove(t.bin());
+        }
+    }
+
+    /// The application asked for EOS: finalize every file, end every pad, then post EOS.
+    pub(super) fn end_of_stream(&self) {
+        let pads: Vec<gst::GhostPad> = {
+            let mut guard = self.state();
+            let st = &mut *guard;
+            st.eos = true;
+            for r in st.remotes.values_mut() {
+                if let Some(mut rec) = r.recorder.take() {
+                    rec.finish();
+                    st.finishing.push(rec);
+                }
+                for t in r.ts_tracks.drain(..) {
+                    t.finish();
+                    st.ts_finished.push(t);
+                }
+            }
+            st.remotes.values().flat_map(|r| r.pads.clone()).collect()
+        };
+        for p in pads {
+            p.push_event(gst::event::Eos::new());
+        }
+        let (mux_idle, nothing_pending) = {
+            let st = self.state();
+            let idle = st
+                .tsmux
+                .as_ref()
+                .is_some_and(|m| m.num_sink_pads() == 0);
+            (idle, st.finishing.is_empty())
+        };
+        if mux_idle && let Some(src) = self.src_pad() {
+            src.push_event(gst::event::Eos::new());
+        }
+        if nothing_pending {
+            self.post_eos();
+        }
+    }
+
+    fn post_eos(&self) {
+        gst::info!(CAT, imp = self, "every recording is final");
+        let obj = self.obj();
+        let _ = obj.post_message(gst::message::Eos::builder().src(&*obj).build());
+    }
+}
