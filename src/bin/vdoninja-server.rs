@@ -18,8 +18,12 @@ USAGE:
 
 OPTIONS:
     --listen ADDR        address and port to listen on [default: 127.0.0.1:8443]
-    --fanout             relay like self-hosted fan-out servers (clients add `from`)
-                         instead of the official server's routing
+    --official           route like the official server (wss.vdo.ninja): UUIDs are
+                         assigned by the server, which routes by stream and UUID;
+                         clients must then use signaling-mode=official
+    --fanout             relay like self-hosted fan-out servers (the default; clients
+                         add `from`). It is what the elements' signaling-mode=auto
+                         expects of any host but *.vdo.ninja
     --tls-cert FILE      PEM certificate chain: serve wss:// (needs --tls-key)
     --tls-key FILE       PEM private key for --tls-cert
     --max-message BYTES  largest accepted frame [default: 262144]
@@ -32,7 +36,7 @@ Point both elements at it with server=ws://HOST:PORT (or wss:// with TLS).
 
 fn parse() -> Result<Option<(ServerConfig, bool)>, String> {
     let mut listen: SocketAddr = "127.0.0.1:8443".parse().map_err(|e| format!("{e}"))?;
-    let mut mode = ServerMode::Official;
+    let mut mode = ServerMode::Fanout;
     let (mut cert, mut key): (Option<PathBuf>, Option<PathBuf>) = (None, None);
     let mut max_message = gstvdoninja::server::DEFAULT_MAX_MESSAGE;
     let mut quiet = false;
@@ -55,6 +59,7 @@ fn parse() -> Result<Option<(ServerConfig, bool)>, String> {
                     .map_err(|_| format!("--listen: {v:?} is not an address like 0.0.0.0:8443"))?;
             }
             "--fanout" => mode = ServerMode::Fanout,
+            "--official" => mode = ServerMode::Official,
             "--tls-cert" => cert = Some(value("--tls-cert")?.into()),
             "--tls-key" => key = Some(value("--tls-key")?.into()),
             "--max-message" => {

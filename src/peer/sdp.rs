@@ -183,8 +183,9 @@ pub fn unsafe_for_webrtcbin(sdp: &str) -> bool {
     bad && first_kind.as_deref() == Some("application")
 }
 
-/// How many audio/video sections of an offer the offerer sends in (not `recvonly`/`inactive`,
-/// port not 0).
+/// How many audio/video sections of an offer the offerer sends in (not `recvonly`/`inactive`).
+/// The port says nothing here: with BUNDLE, every section but the first has port 0
+/// (`a=bundle-only`).
 pub fn sending_media_count(sdp: &str) -> usize {
     let mut count = 0;
     let mut current: Option<bool> = None;
@@ -193,8 +194,7 @@ pub fn sending_media_count(sdp: &str) -> usize {
             count += usize::from(current == Some(true));
             let mut parts = rest.split(' ');
             let kind = parts.next().unwrap_or_default();
-            let port = parts.next().unwrap_or_default();
-            current = Some((kind == "audio" || kind == "video") && port != "0");
+            current = Some(kind == "audio" || kind == "video");
         } else if matches!(l, "a=recvonly" | "a=inactive") && current.is_some() {
             current = Some(false);
         }
@@ -253,6 +253,8 @@ mod tests {
         let one = OFFER.replace("a=mid:audio1", "a=mid:audio1\r\na=recvonly");
         assert_eq!(sending_media_count(&one), 1);
         assert_eq!(sending_media_count("v=0\r\nm=application 9 UDP/DTLS/SCTP x\r\n"), 0);
+        let bundled = OFFER.replace("m=audio 9", "m=audio 0").replace("a=mid:audio1", "a=mid:audio1\r\na=bundle-only");
+        assert_eq!(sending_media_count(&bundled), 2);
     }
 
     #[test]

@@ -184,14 +184,16 @@ fn answer_serialized_queries(pad: &gst::Pad) {
     });
 }
 
-/// Drops delta units on `pad` until a key frame passes.
+/// Drops delta units on `pad` until a key frame passes. (Dropping is done by returning
+/// `Handled`: the binding then releases the buffer; `Drop` would make GStreamer 1.22 unref a
+/// null pointer.)
 fn gate_until_keyframe(pad: &gst::Pad) {
     pad.add_probe(gst::PadProbeType::BUFFER, |_, info| {
         let Some(buf) = info.buffer() else {
             return gst::PadProbeReturn::Ok;
         };
         if buf.flags().contains(gst::BufferFlags::DELTA_UNIT) {
-            gst::PadProbeReturn::Drop
+            gst::PadProbeReturn::Handled
         } else {
             gst::PadProbeReturn::Remove
         }

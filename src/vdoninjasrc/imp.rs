@@ -411,7 +411,9 @@ impl ObjectImpl for VdoNinjaSrc {
         self.parent_constructed();
         let obj = self.obj();
         obj.set_suppressed_flags(gst::ElementFlags::SINK | gst::ElementFlags::SOURCE);
-        obj.set_element_flags(gst::ElementFlags::SOURCE);
+        // A source, and a sink too: a pipeline ends (EOS) only once all its sinks did, and a
+        // recording-only pipeline has no other sink. We post EOS once every file is final.
+        obj.set_element_flags(gst::ElementFlags::SOURCE | gst::ElementFlags::SINK);
         if let Some(templ) = obj.pad_template("src") {
             let pad = gst::GhostPad::builder_from_template(&templ).name("src").build();
             let _ = obj.add_pad(&pad);

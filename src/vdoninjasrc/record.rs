@@ -133,9 +133,10 @@ impl Recorder {
         })
     }
 
-    /// Whether `obj` is this recorder's filesink (its EOS means the file is final).
-    pub fn is_filesink(&self, obj: &gst::Object) -> bool {
-        obj == self.filesink.upcast_ref::<gst::Object>()
+    /// Whether an EOS message from `obj` says this recorder's file is final: its filesink's,
+    /// or the recorder bin's own (a bin turns its sinks' EOS into one of its own).
+    pub fn is_eos_source(&self, obj: &gst::Object) -> bool {
+        obj == self.filesink.upcast_ref::<gst::Object>() || obj == self.bin.upcast_ref::<gst::Object>()
     }
 
     /// Unhooks the recorder from the participant and sends EOS through it.
@@ -205,7 +206,7 @@ fn add_gate(pad: &gst::Pad, gate: &Arc<Mutex<Gate>>, video: bool, has_video: boo
                 }
                 gst::PadProbeReturn::Ok
             }
-            _ => gst::PadProbeReturn::Drop,
+            _ => gst::PadProbeReturn::Handled,
         }
     });
 }

@@ -69,6 +69,15 @@ impl VdoNinjaSrc {
             if st.eos || r.recorder.is_some() || r.tracks.is_empty() {
                 return;
             }
+            gst::debug!(
+                CAT,
+                imp = self,
+                "{}: {} of {} tracks{}",
+                r.stream_id,
+                r.tracks.len(),
+                r.expected,
+                if waited { " (waited)" } else { "" }
+            );
             if r.tracks.len() < r.expected.max(1) && !waited {
                 return;
             }
@@ -156,7 +165,7 @@ impl VdoNinjaSrc {
     /// A child posted EOS: if it is a recorder's filesink, that file is final.
     pub(super) fn recording_done(&self, src: &gst::Object) {
         let st = self.state();
-        let Some(rec) = st.finishing.iter().find(|r| r.is_filesink(src)) else {
+        let Some(rec) = st.finishing.iter().find(|r| r.is_eos_source(src)) else {
             return;
         };
         rec.done.store(true, Ordering::SeqCst);

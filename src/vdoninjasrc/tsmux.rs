@@ -113,7 +113,7 @@ fn drop_until_keyframe(pad: &gst::Pad) {
     pad.add_probe(gst::PadProbeType::BUFFER, |_, info| {
         match info.buffer() {
             Some(b) if b.flags().contains(gst::BufferFlags::DELTA_UNIT) => {
-                gst::PadProbeReturn::Drop
+                gst::PadProbeReturn::Handled
             }
             Some(_) => gst::PadProbeReturn::Remove,
             None => gst::PadProbeReturn::Ok,
