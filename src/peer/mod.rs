@@ -278,3 +278,37 @@ pub fn force_key_unit() -> gst::Event {
             .build(),
     )
 }
+
+/// Keeps force-key-unit events away from `parser` (h264parse and the like). GStreamer 1.22's
+/// h264parse, when it handles such an event (a request from downstream, or the notice an
+/// encoder or depayloader sends along with the key frame), emits the stream's parameter sets
+/// as an access unit of their own and the key frame after them without a time stamp; key-frame
+/// gates and muxers then miss the key frame. So: requests from downstream are passed to the
+/// element before the parser, notices from upstream are dropped.
+pub fn shield_parser_from_key_unit_events(parser: &gst::Element) {
+    let (Some(src), Some(sink)) = (parser.static_pad("src"), parser.static_pad("sink")) else {
+        return;
+    };
+    fn is_key_unit(info: &gst::PadProbeInfo) -> bool {
+        info.event()
+            .and_then(|e| e.structure())
+            .is_some_and(|s| s.name() == "GstForceKeyUnit")
+    }
+    let upstream = sink.clone();
+    src.add_probe(gst::PadProbeType::EVENT_UPSTREAM, move |_, info| {
+        if !is_key_unit(info) {
+            return gst::PadProbeReturn::Ok;
+        }
+        if let (Some(ev), Some(peer)) = (info.event().cloned(), upstream.peer()) {
+            peer.send_event(ev);
+        }
+        gst::PadProbeReturn::Handled
+    });
+    sink.add_probe(gst::PadProbeType::EVENT_DOWNSTREAM, |_, info| {
+        if is_key_unit(info) {
+            gst::PadProbeReturn::Handled
+        } else {
+            gst::PadProbeReturn::Ok
+        }
+    });
+}

@@ -252,8 +252,13 @@ mod tests {
         assert_eq!(sending_media_count(OFFER), 2);
         let one = OFFER.replace("a=mid:audio1", "a=mid:audio1\r\na=recvonly");
         assert_eq!(sending_media_count(&one), 1);
-        assert_eq!(sending_media_count("v=0\r\nm=application 9 UDP/DTLS/SCTP x\r\n"), 0);
-        let bundled = OFFER.replace("m=audio 9", "m=audio 0").replace("a=mid:audio1", "a=mid:audio1\r\na=bundle-only");
+        assert_eq!(
+            sending_media_count("v=0\r\nm=application 9 UDP/DTLS/SCTP x\r\n"),
+            0
+        );
+        let bundled = OFFER
+            .replace("m=audio 9", "m=audio 0")
+            .replace("a=mid:audio1", "a=mid:audio1\r\na=bundle-only");
         assert_eq!(sending_media_count(&bundled), 2);
     }
 

@@ -194,6 +194,7 @@ pub fn build(
     if let Some(parser) = codec.parser() {
         let p = make(parser, n("parse"))?;
         set_if_present(&p, "config-interval", "-1");
+        crate::peer::shield_parser_from_key_unit_events(&p);
         elements.push(p);
     }
     if codec == Codec::H264 {

@@ -68,7 +68,9 @@ impl Viewer {
         pay.set_property("pt", codec.payload_type());
         match codec {
             Codec::H264 => {
-                set_if_present(&pay, "config-interval", "-1");
+                // SPS/PPS are already in every key frame (the input's h264parse puts them
+                // there); the payloader's own insertion would put them before every IDR
+                // slice, splitting multi-slice key frames in two on the receiving side.
                 set_if_present(&pay, "aggregate-mode", "zero-latency");
             }
             Codec::Vp8 | Codec::Vp9 => set_if_present(&pay, "picture-id-mode", "15-bit"),

@@ -171,7 +171,11 @@ impl VdoNinjaSrc {
         };
         let obj = self.obj();
         let warn = |e: String| {
-            log::post_warning(*CAT, obj.upcast_ref(), &format!("{stream_id}: cannot receive a track: {e}"))
+            log::post_warning(
+                *CAT,
+                obj.upcast_ref(),
+                &format!("{stream_id}: cannot receive a track: {e}"),
+            )
         };
         let track = match receive::build(&bin, pad) {
             Ok(t) => t,
@@ -181,7 +185,11 @@ impl VdoNinjaSrc {
             Ok(p) => p,
             Err(e) => return warn(e),
         };
-        let kind = if track.codec.is_video() { "video" } else { "audio" };
+        let kind = if track.codec.is_video() {
+            "video"
+        } else {
+            "audio"
+        };
         let base = format!("{kind}_{stream_id}");
         let mut name = base.clone();
         let mut i = 2;
@@ -200,10 +208,9 @@ impl VdoNinjaSrc {
         let _ = ghost.set_active(true);
 
         let ts_track = match &tsmux {
-            Some(mux) => match track
-                .branch(false)
-                .and_then(|src| super::tsmux::add_track(obj.upcast_ref(), mux, track.codec, src.upcast_ref()))
-            {
+            Some(mux) => match track.branch(false).and_then(|src| {
+                super::tsmux::add_track(obj.upcast_ref(), mux, track.codec, src.upcast_ref())
+            }) {
                 Ok((t, transcoded)) => {
                     if transcoded {
                         log::post_warning(
@@ -262,7 +269,7 @@ impl VdoNinjaSrc {
             // Decoders and muxers start on a key frame (§6.5): ask on the data channel, and
             // with an RTCP PLI.
             self.input(Input::RequestKeyframe { peer });
-            pad.send_event(crate::peer::force_key_unit());
+            track.request_keyframe();
         }
     }
 

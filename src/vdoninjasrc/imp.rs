@@ -11,13 +11,13 @@ use gst::glib;
 use gst::prelude::*;
 use gst::subclass::prelude::*;
 
-use crate::common::codec::VideoCodecPreference;
-use crate::common::driver::Driver;
-use crate::common::settings::{CommonSettings, IceConfig};
 use super::location::Pattern;
 use super::manifest::Manifest;
 use super::record::Recorder;
 use super::tsmux::TsTrack;
+use crate::common::codec::VideoCodecPreference;
+use crate::common::driver::Driver;
+use crate::common::settings::{CommonSettings, IceConfig};
 use crate::peer::Peer;
 use crate::protocol::machine::{Input, Machine, PeerId, View, ViewOptions};
 
@@ -178,7 +178,9 @@ impl VdoNinjaSrc {
         let tsmux = if ts_linked {
             let mux = super::tsmux::create_mux(self.obj().upcast_ref()).map_err(bad)?;
             if let (Some(src), Some(ghost)) = (mux.static_pad("src"), self.src_pad()) {
-                ghost.set_target(Some(&src)).map_err(|e| bad(e.to_string()))?;
+                ghost
+                    .set_target(Some(&src))
+                    .map_err(|e| bad(e.to_string()))?;
             }
             Some(mux)
         } else {
@@ -415,7 +417,9 @@ impl ObjectImpl for VdoNinjaSrc {
         // recording-only pipeline has no other sink. We post EOS once every file is final.
         obj.set_element_flags(gst::ElementFlags::SOURCE | gst::ElementFlags::SINK);
         if let Some(templ) = obj.pad_template("src") {
-            let pad = gst::GhostPad::builder_from_template(&templ).name("src").build();
+            let pad = gst::GhostPad::builder_from_template(&templ)
+                .name("src")
+                .build();
             let _ = obj.add_pad(&pad);
         }
     }
@@ -501,7 +505,11 @@ impl ElementImpl for VdoNinjaSrc {
 
     fn send_event(&self, event: gst::Event) -> bool {
         if let gst::EventView::Eos(_) = event.view() {
-            gst::info!(CAT, imp = self, "EOS: finalizing every recording and stream");
+            gst::info!(
+                CAT,
+                imp = self,
+                "EOS: finalizing every recording and stream"
+            );
             self.end_of_stream();
             return true;
         }

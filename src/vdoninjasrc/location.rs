@@ -39,7 +39,10 @@ pub fn safe_name(raw: &str) -> String {
 
 /// `YYYYMMDDTHHMMSSZ` (UTC), safe in file names on every system.
 pub fn utc_stamp(t: SystemTime) -> String {
-    let secs = t.duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+    let secs = t
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
     let (days, rem) = (secs / 86_400, secs % 86_400);
     let (y, m, d) = civil_from_days(days as i64);
     format!(
@@ -191,7 +194,10 @@ mod tests {
     fn stamps_are_utc() {
         let t = UNIX_EPOCH + Duration::from_secs(1_795_312_345); // 2026-11-22T01:52:25Z
         assert_eq!(utc_stamp(t), "20261122T015225Z");
-        assert_eq!(utc_iso(t + Duration::from_millis(7)), "2026-11-22T01:52:25.007Z");
+        assert_eq!(
+            utc_iso(t + Duration::from_millis(7)),
+            "2026-11-22T01:52:25.007Z"
+        );
         assert_eq!(utc_stamp(UNIX_EPOCH), "19700101T000000Z");
         // A leap day.
         let leap = UNIX_EPOCH + Duration::from_secs(951_782_400); // 2000-02-29
@@ -206,7 +212,10 @@ mod tests {
         let path = p.expand("../../etc/x", "20261122T000000Z");
         assert_eq!(path, dir.path().join("etc_x-20261122T000000Z.mkv"));
         assert_eq!(path.parent(), Some(dir.path()));
-        assert_eq!(p.expand("a", "T").file_name().map(|f| f.to_owned()), Some("a-T.mkv".into()));
+        assert_eq!(
+            p.expand("a", "T").file_name().map(|f| f.to_owned()),
+            Some("a-T.mkv".into())
+        );
         let pct = Pattern::parse(&format!("{}/%s_100%%.mkv", dir.path().display())).expect("valid");
         assert!(pct.expand("a", "T").ends_with("a_100%.mkv"));
     }
@@ -214,12 +223,18 @@ mod tests {
     #[test]
     fn bad_patterns_are_refused() {
         assert_eq!(Pattern::parse(""), Err(PatternError::Empty));
-        assert!(matches!(Pattern::parse("/tmp/fixed.mkv"), Err(PatternError::NoStreamId(_))));
+        assert!(matches!(
+            Pattern::parse("/tmp/fixed.mkv"),
+            Err(PatternError::NoStreamId(_))
+        ));
         assert!(matches!(
             Pattern::parse("/definitely/not/here/%s.mkv"),
             Err(PatternError::NoDirectory(..))
         ));
-        assert_eq!(Pattern::parse("%s.mkv").expect("cwd").directory(), PathBuf::from("."));
+        assert_eq!(
+            Pattern::parse("%s.mkv").expect("cwd").directory(),
+            PathBuf::from(".")
+        );
     }
 
     #[test]

@@ -16,6 +16,8 @@ use crate::common::codec::{Codec, best_decoder};
 pub struct Track {
     pub codec: Codec,
     pub tee: gst::Element,
+    /// The depayloader (key-frame requests go upstream from it, around the parser).
+    pub depay: gst::Element,
     /// The peer bin it lives in.
     pub bin: gst::Bin,
 }
@@ -39,9 +41,10 @@ pub fn build(bin: &gst::Bin, pad: &gst::Pad) -> Result<Track, String> {
     let mut elements = vec![make(codec.depayloader())?];
     if let Some(p) = codec.parser() {
         let parser = make(p)?;
-        if parser.find_property("config-interval").is_some() {
-            parser.set_property_from_str("config-interval", "-1");
-        }
+        // No config-interval: the parameter sets are already in every key frame, and in 1.22
+        // h264parse's insertion before an access unit that starts with an AUD splits it,
+        // leaving the key frame without a time stamp.
+        crate::peer::shield_parser_from_key_unit_events(&parser);
         elements.push(parser);
     }
     if codec == Codec::H264 {
@@ -70,11 +73,24 @@ pub fn build(bin: &gst::Bin, pad: &gst::Pad) -> Result<Track, String> {
     Ok(Track {
         codec,
         tee,
+        depay: elements[0].clone(),
         bin: bin.clone(),
     })
 }
 
 impl Track {
+    /// Asks the publisher for a key frame with an RTCP PLI (the upstream force-key-unit event
+    /// travels to webrtcbin's jitter buffer and session). It starts at the depayloader: a
+    /// parser that sees the request holds it and, in GStreamer 1.22, splits the key frame's
+    /// parameter sets from its IDR slices, so that downstream never sees a key frame.
+    pub fn request_keyframe(&self) {
+        if self.codec.is_video()
+            && let Some(pad) = self.depay.static_pad("src")
+        {
+            pad.send_event(crate::peer::force_key_unit());
+        }
+    }
+
     /// A new ghost pad on the peer bin carrying this track, decoded to raw if `decode`.
     pub fn branch(&self, decode: bool) -> Result<gst::GhostPad, String> {
         static N: AtomicU32 = AtomicU32::new(0);

@@ -19,7 +19,8 @@ use crate::common::codec::Codec;
 struct Gate {
     base: Option<gst::ClockTime>,
     last: Option<gst::ClockTime>,
-    /// Queue src pads whose running time is shifted so that the file starts at zero.
+    audio_started: bool,
+    /// Pads feeding the muxer, whose running time is shifted so that the file starts at zero.
     pads: Vec<gst::Pad>,
 }
 
@@ -80,15 +81,24 @@ impl Recorder {
             queue.set_property("max-size-time", 5_000_000_000u64);
             let mut chain = vec![queue.clone()];
             if *codec == Codec::H264 {
-                chain.push(make("h264parse")?); // byte-stream → avc for Matroska
+                let parse = make("h264parse")?; // byte-stream → avc for Matroska
+                crate::peer::shield_parser_from_key_unit_events(&parse);
+                chain.push(parse);
             }
             bin.add_many(&chain).map_err(|e| e.to_string())?;
             gst::Element::link_many(&chain).map_err(|_| "cannot link a recorder track")?;
-            let template = if codec.is_video() { "video_%u" } else { "audio_%u" };
+            let template = if codec.is_video() {
+                "video_%u"
+            } else {
+                "audio_%u"
+            };
             let mux_pad = mux
                 .request_pad_simple(template)
                 .ok_or("matroskamux gave no pad")?;
-            let last = chain.last().and_then(|e| e.static_pad("src")).ok_or("no src")?;
+            let last = chain
+                .last()
+                .and_then(|e| e.static_pad("src"))
+                .ok_or("no src")?;
             last.link(&mux_pad)
                 .map_err(|e| format!("matroskamux refused {}: {e:?}", codec.encoding_name()))?;
             let qsink = queue.static_pad("sink").ok_or("no sink")?;
@@ -97,12 +107,12 @@ impl Recorder {
                 .name(format!("sink_{i}"))
                 .build();
             bin.add_pad(&ghost).map_err(|e| e.to_string())?;
-            if let Some(src) = queue.static_pad("src")
-                && let Ok(mut g) = gate.lock()
-            {
-                g.pads.push(src);
+            if let Ok(mut g) = gate.lock() {
+                // On the src pad that feeds the muxer: a src pad re-sends its segment with
+                // the new offset (a sink pad's offset would miss the segment already received).
+                g.pads.push(last.clone());
             }
-            add_gate(&qsink, &gate, codec.is_video(), has_video);
+            add_gate(&qsink, &gate, *codec, has_video);
             if codec.is_video() {
                 video_codec.get_or_insert(*codec);
             } else {
@@ -136,7 +146,8 @@ impl Recorder {
     /// Whether an EOS message from `obj` says this recorder's file is final: its filesink's,
     /// or the recorder bin's own (a bin turns its sinks' EOS into one of its own).
     pub fn is_eos_source(&self, obj: &gst::Object) -> bool {
-        obj == self.filesink.upcast_ref::<gst::Object>() || obj == self.bin.upcast_ref::<gst::Object>()
+        obj == self.filesink.upcast_ref::<gst::Object>()
+            || obj == self.bin.upcast_ref::<gst::Object>()
     }
 
     /// Unhooks the recorder from the participant and sends EOS through it.
@@ -168,8 +179,9 @@ impl Recorder {
 }
 
 /// Drops what comes before the recording's start; notes the last time stamp.
-fn add_gate(pad: &gst::Pad, gate: &Arc<Mutex<Gate>>, video: bool, has_video: bool) {
+fn add_gate(pad: &gst::Pad, gate: &Arc<Mutex<Gate>>, codec: Codec, has_video: bool) {
     let gate = gate.clone();
+    let video = codec.is_video();
     pad.add_probe(gst::PadProbeType::BUFFER, move |pad, info| {
         let Some(buf) = info.buffer() else {
             return gst::PadProbeReturn::Ok;
@@ -189,10 +201,20 @@ fn add_gate(pad: &gst::Pad, gate: &Arc<Mutex<Gate>>, video: bool, has_video: boo
         let Ok(mut g) = gate.lock() else {
             return gst::PadProbeReturn::Ok;
         };
-        let starts = g.base.is_none()
-            && (video || !has_video)
-            && !buf.flags().contains(gst::BufferFlags::DELTA_UNIT);
+        gst::trace!(
+            super::imp::CAT,
+            obj = pad,
+            "{} {pts} key {}",
+            if video { "video" } else { "audio" },
+            is_key_frame(codec, buf)
+        );
+        let starts = g.base.is_none() && (video || !has_video) && is_key_frame(codec, buf);
         if starts {
+            gst::debug!(
+                super::imp::CAT,
+                obj = pad,
+                "recording starts at {pts} (video: {video})"
+            );
             g.base = Some(pts);
             let offset = -(pts.nseconds() as i64);
             for p in &g.pads {
@@ -201,6 +223,15 @@ fn add_gate(pad: &gst::Pad, gate: &Arc<Mutex<Gate>>, video: bool, has_video: boo
         }
         match g.base {
             Some(base) if pts >= base => {
+                if !video && !g.audio_started {
+                    g.audio_started = true;
+                    gst::debug!(
+                        super::imp::CAT,
+                        obj = pad,
+                        "audio starts at {pts}, {} after the start",
+                        pts - base
+                    );
+                }
                 if g.last.is_none_or(|l| pts > l) {
                     g.last = Some(pts);
                 }
@@ -209,4 +240,51 @@ fn add_gate(pad: &gst::Pad, gate: &Arc<Mutex<Gate>>, video: bool, has_video: boo
             _ => gst::PadProbeReturn::Handled,
         }
     });
+}
+
+/// Whether `buf` starts a decodable sequence. For H.264 (byte-stream) the NAL units are
+/// looked at directly: an IDR slice (type 5) is a key frame, whatever the buffer flags say.
+/// Other codecs: the delta flag.
+fn is_key_frame(codec: Codec, buf: &gst::BufferRef) -> bool {
+    match codec {
+        Codec::H264 => buf
+            .map_readable()
+            .map(|m| h264_has_idr(m.as_slice()))
+            .unwrap_or(false),
+        Codec::Opus => true,
+        _ => !buf.flags().contains(gst::BufferFlags::DELTA_UNIT),
+    }
+}
+
+/// Scans an Annex B byte stream for an IDR slice NAL unit.
+pub fn h264_has_idr(data: &[u8]) -> bool {
+    let mut i = 0;
+    while i + 3 < data.len() {
+        if data[i] == 0 && data[i + 1] == 0 && data[i + 2] == 1 {
+            if data[i + 3] & 0x1f == 5 {
+                return true;
+            }
+            i += 3;
+        } else {
+            i += 1;
+        }
+    }
+    false
+}
+
+#[cfg(test)]
+mod tests {
+    use super::h264_has_idr;
+
+    #[test]
+    fn idr_slices_are_found() {
+        // SPS, PPS, IDR with 4-byte and 3-byte start codes.
+        assert!(h264_has_idr(&[
+            0, 0, 0, 1, 0x67, 1, 2, 0, 0, 1, 0x68, 3, 0, 0, 1, 0x65, 9
+        ]));
+        // A non-IDR slice only.
+        assert!(!h264_has_idr(&[0, 0, 0, 1, 0x41, 1, 2, 3]));
+        assert!(!h264_has_idr(&[0, 0, 1]));
+        assert!(!h264_has_idr(&[]));
+    }
 }

@@ -81,7 +81,8 @@ impl VdoNinjaSrc {
             if r.tracks.len() < r.expected.max(1) && !waited {
                 return;
             }
-            let location = unique_path(&pattern.expand(&r.stream_id, &utc_stamp(SystemTime::now())));
+            let location =
+                unique_path(&pattern.expand(&r.stream_id, &utc_stamp(SystemTime::now())));
             (r.tracks.clone(), r.stream_id.clone(), location)
         };
         let mut sources = Vec::new();
@@ -95,11 +96,20 @@ impl VdoNinjaSrc {
         let rec = match Recorder::start(obj.upcast_ref(), &stream_id, location.clone(), &sources) {
             Ok(r) => r,
             Err(e) => {
-                log::post_warning(*CAT, obj.upcast_ref(), &format!("{stream_id}: not recorded: {e}"));
+                log::post_warning(
+                    *CAT,
+                    obj.upcast_ref(),
+                    &format!("{stream_id}: not recorded: {e}"),
+                );
                 return;
             }
         };
-        gst::info!(CAT, imp = self, "recording {stream_id} to {}", location.display());
+        gst::info!(
+            CAT,
+            imp = self,
+            "recording {stream_id} to {}",
+            location.display()
+        );
         let mut guard = self.state();
         let st = &mut *guard;
         let Some(r) = st.remotes.get_mut(&peer) else {
@@ -125,7 +135,12 @@ impl VdoNinjaSrc {
             });
         }
         r.recorder = Some(rec);
+        // The file starts at a key frame: ask for one now rather than wait for the next.
+        for t in r.tracks.iter() {
+            t.request_keyframe();
+        }
         drop(guard);
+        self.input(crate::protocol::machine::Input::RequestKeyframe { peer });
         self.save_manifest();
         log::post_element_message(
             obj.upcast_ref(),
@@ -148,8 +163,7 @@ impl VdoNinjaSrc {
             st.ts_finished.push(t);
         }
         if let Some(m) = &mut st.manifest
-            && m
-                .participants
+            && m.participants
                 .iter()
                 .any(|p| p.uuid == r.uuid && p.stream_id == r.stream_id && p.left.is_none())
         {
@@ -194,9 +208,7 @@ impl VdoNinjaSrc {
         }
         let post_eos = {
             let st = self.state();
-            st.eos
-                && st.finishing.is_empty()
-                && st.remotes.values().all(|r| r.recorder.is_none())
+            st.eos && st.finishing.is_empty() && st.remotes.values().all(|r| r.recorder.is_none())
         };
         if post_eos {
             self.post_eos();
@@ -206,7 +218,9 @@ impl VdoNinjaSrc {
     fn close_recorder(&self, rec: Recorder, finalized: bool) {
         let obj = self.obj();
         rec.close(obj.upcast_ref());
-        let bytes = std::fs::metadata(&rec.location).map(|m| m.len()).unwrap_or(0);
+        let bytes = std::fs::metadata(&rec.location)
+            .map(|m| m.len())
+            .unwrap_or(0);
         let duration = rec.duration();
         let location = rec.location.to_string_lossy().into_owned();
         {
@@ -228,7 +242,11 @@ impl VdoNinjaSrc {
         }
         self.save_manifest();
         if finalized {
-            gst::info!(CAT, imp = self, "{location}: {duration} recorded, {bytes} bytes");
+            gst::info!(
+                CAT,
+                imp = self,
+                "{location}: {duration} recorded, {bytes} bytes"
+            );
         } else {
             log::post_warning(
                 *CAT,
@@ -298,10 +316,7 @@ impl VdoNinjaSrc {
         }
         let (mux_idle, nothing_pending) = {
             let st = self.state();
-            let idle = st
-                .tsmux
-                .as_ref()
-                .is_some_and(|m| m.num_sink_pads() == 0);
+            let idle = st.tsmux.as_ref().is_some_and(|m| m.num_sink_pads() == 0);
             (idle, st.finishing.is_empty())
         };
         if mux_idle && let Some(src) = self.src_pad() {

@@ -57,7 +57,9 @@ pub fn add_track(
         enc.set_property_from_str("speed-preset", "veryfast");
         enc.set_property("key-int-max", 60u32);
         chain.push(enc);
-        chain.push(make("h264parse")?);
+        let parse = make("h264parse")?;
+        crate::peer::shield_parser_from_key_unit_events(&parse);
+        chain.push(parse);
     }
     bin.add_many(&chain).map_err(|e| e.to_string())?;
     gst::Element::link_many(&chain).map_err(|_| "cannot link a TS track")?;
@@ -70,7 +72,10 @@ pub fn add_track(
         .name("sink")
         .build();
     bin.add_pad(&sink).map_err(|e| e.to_string())?;
-    let last = chain.last().and_then(|e| e.static_pad("src")).ok_or("no src")?;
+    let last = chain
+        .last()
+        .and_then(|e| e.static_pad("src"))
+        .ok_or("no src")?;
     let src = gst::GhostPad::builder_with_target(&last)
         .map_err(|e| e.to_string())?
         .name("src")
@@ -110,13 +115,9 @@ impl TsTrack {
 }
 
 fn drop_until_keyframe(pad: &gst::Pad) {
-    pad.add_probe(gst::PadProbeType::BUFFER, |_, info| {
-        match info.buffer() {
-            Some(b) if b.flags().contains(gst::BufferFlags::DELTA_UNIT) => {
-                gst::PadProbeReturn::Handled
-            }
-            Some(_) => gst::PadProbeReturn::Remove,
-            None => gst::PadProbeReturn::Ok,
-        }
+    pad.add_probe(gst::PadProbeType::BUFFER, |_, info| match info.buffer() {
+        Some(b) if b.flags().contains(gst::BufferFlags::DELTA_UNIT) => gst::PadProbeReturn::Handled,
+        Some(_) => gst::PadProbeReturn::Remove,
+        None => gst::PadProbeReturn::Ok,
     });
 }

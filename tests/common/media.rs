@@ -562,3 +562,130 @@ impl SrcHarness {
         let _ = self.pipeline.set_state(gst::State::Null);
     }
 }
+
+/// What a media file holds, found by demuxing and decoding all of it.
+#[derive(Debug, Default)]
+pub struct FileReport {
+    /// Caps name of each demuxed stream, with how many buffers it decoded to.
+    pub streams: Vec<(String, u64)>,
+    pub duration: Option<gst::ClockTime>,
+    pub errors: Vec<String>,
+}
+
+impl FileReport {
+    pub fn count(&self, prefix: &str) -> usize {
+        self.streams
+            .iter()
+            .filter(|(c, _)| c.starts_with(prefix))
+            .count()
+    }
+
+    pub fn all_decoded(&self) -> bool {
+        self.errors.is_empty()
+            && !self.streams.is_empty()
+            && self.streams.iter().all(|(_, n)| *n > 0)
+    }
+}
+
+/// Demuxes (`demuxer`: matroskademux, tsdemux) and decodes `path` to the end.
+pub fn inspect_file(path: &std::path::Path, demuxer: &str) -> FileReport {
+    init();
+    let pipeline = gst::Pipeline::new();
+    let src = gst::ElementFactory::make("filesrc")
+        .property("location", path.to_string_lossy().as_ref())
+        .build()
+        .expect("filesrc");
+    let demux = gst::ElementFactory::make(demuxer).build().expect("demuxer");
+    pipeline.add_many([&src, &demux]).expect("add");
+    src.link(&demux).expect("link");
+    let streams: Arc<Mutex<Vec<(String, Arc<AtomicU64>)>>> = Arc::default();
+    {
+        let (pl, streams) = (pipeline.clone(), streams.clone());
+        demux.connect_pad_added(move |_, pad| {
+            let caps = pad.current_caps().unwrap_or_else(|| pad.query_caps(None));
+            let name = caps
+                .structure(0)
+                .map(|s| s.name().to_string())
+                .unwrap_or_default();
+            let counter = Arc::new(AtomicU64::new(0));
+            streams.lock().expect("lock").push((name, counter.clone()));
+            // Unbounded: a file's tracks need not be finely interleaved.
+            let queue = gst::ElementFactory::make("queue")
+                .property("max-size-buffers", 0u32)
+                .property("max-size-bytes", 0u32)
+                .property("max-size-time", 0u64)
+                .build()
+                .expect("queue");
+            let dec = gst::ElementFactory::make("decodebin")
+                .build()
+                .expect("decodebin");
+            let sink = gst::ElementFactory::make("fakesink")
+                .property("sync", false)
+                .build()
+                .expect("fakesink");
+            pl.add_many([&queue, &dec, &sink]).expect("add");
+            queue.link(&dec).expect("link");
+            let sinkpad = sink.static_pad("sink").expect("pad");
+            sinkpad.add_probe(gst::PadProbeType::BUFFER, move |_, _| {
+                counter.fetch_add(1, Ordering::SeqCst);
+                gst::PadProbeReturn::Ok
+            });
+            dec.connect_pad_added(move |_, p| {
+                let _ = p.link(&sinkpad);
+            });
+            for e in [&queue, &dec, &sink] {
+                let _ = e.sync_state_with_parent();
+            }
+            let _ = pad.link(&queue.static_pad("sink").expect("pad"));
+        });
+    }
+    let mut report = FileReport::default();
+    let bus = pipeline.bus().expect("bus");
+    let _ = pipeline.set_state(gst::State::Paused);
+    let prerolled = bus.timed_pop_filtered(
+        gst::ClockTime::from_seconds(20),
+        &[gst::MessageType::AsyncDone, gst::MessageType::Error],
+    );
+    if let Some(m) = prerolled
+        && let gst::MessageView::Error(e) = m.view()
+    {
+        report.errors.push(e.error().to_string());
+    }
+    report.duration = pipeline.query_duration::<gst::ClockTime>();
+    let _ = pipeline.set_state(gst::State::Playing);
+    match bus.timed_pop_filtered(
+        gst::ClockTime::from_seconds(60),
+        &[gst::MessageType::Eos, gst::MessageType::Error],
+    ) {
+        Some(m) => {
+            if let gst::MessageView::Error(e) = m.view() {
+                report
+                    .errors
+                    .push(format!("{} ({:?})", e.error(), e.debug()));
+            }
+        }
+        None => report.errors.push("no EOS within 60 s".into()),
+    }
+    let _ = pipeline.set_state(gst::State::Null);
+    report.streams = streams
+        .lock()
+        .expect("lock")
+        .iter()
+        .map(|(n, c)| (n.clone(), c.load(Ordering::SeqCst)))
+        .collect();
+    report
+}
+
+/// `gst::parse::launch`, always as a pipeline (a single element gets one around it).
+pub fn launch(desc: &str) -> gst::Pipeline {
+    init();
+    let e = gst::parse::launch(desc).expect("pipeline parses");
+    match e.downcast::<gst::Pipeline>() {
+        Ok(p) => p,
+        Err(e) => {
+            let p = gst::Pipeline::new();
+            p.add(&e).expect("add");
+            p
+        }
+    }
+}

@@ -7,6 +7,7 @@
 
 pub mod browser;
 pub mod media;
+pub mod proxy;
 
 use std::net::SocketAddr;
 use std::time::Duration;

@@ -1,0 +1,325 @@
+// SPDX-License-Identifier: MPL-2.0
+
+//! Room recording with vdoninjasrc: one Matroska file per participant, finalized on leave and
+//! on EOS, the manifest, safe file names, and the whole room as MPEG-TS on the src pad.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use common::media::*;
+use gst::prelude::*;
+use gstvdoninja::server::hub::ServerMode;
+
+fn publisher(
+    server_url: &str,
+    server: &Server,
+    stream: &str,
+    room: &str,
+    pattern: u32,
+) -> gst::Pipeline {
+    init();
+    let desc = format!(
+        "videotestsrc is-live=true pattern={pattern} ! video/x-raw,width=320,height=240,framerate=30/1 ! \
+         vdoninjasink name=s stream-id={stream} room={room} server={server_url} signaling-mode={mode} \
+         local-address=127.0.0.1 stun-server=\"\" auto-turn=false password=false \
+         audiotestsrc is-live=true freq={freq} ! audio/x-raw,rate=48000,channels=2 ! s.",
+        mode = server.signaling_mode(),
+        freq = 300 + 100 * pattern,
+    );
+    let p = gst::parse::launch(&desc)
+        .expect("pipeline parses")
+        .downcast::<gst::Pipeline>()
+        .expect("a pipeline");
+    p.set_state(gst::State::Playing).expect("publisher plays");
+    p
+}
+
+/// Messages a recorder pipeline posted, collected as they come.
+struct Recorder {
+    pipeline: gst::Pipeline,
+    started: Vec<(String, PathBuf)>,
+    finished: Vec<(String, PathBuf, gst::ClockTime, u64)>,
+    warnings: Vec<String>,
+    errors: Vec<String>,
+}
+
+impl Recorder {
+    fn start(desc: &str) -> Self {
+        let pipeline = launch(desc);
+        pipeline
+            .set_state(gst::State::Playing)
+            .expect("recorder plays");
+        Self {
+            pipeline,
+            started: Vec::new(),
+            finished: Vec::new(),
+            warnings: Vec::new(),
+            errors: Vec::new(),
+        }
+    }
+
+    /// Drains the bus; true on EOS.
+    fn poll(&mut self) -> bool {
+        let bus = self.pipeline.bus().expect("bus");
+        let mut eos = false;
+        while let Some(msg) = bus.pop() {
+            match msg.view() {
+                gst::MessageView::Element(e) => {
+                    let Some(s) = e.structure() else { continue };
+                    let sid = s.get::<String>("stream-id").unwrap_or_default();
+                    let loc = PathBuf::from(s.get::<String>("location").unwrap_or_default());
+                    match s.name().as_str() {
+                        "vdoninja/recording-started" => self.started.push((sid, loc)),
+                        "vdoninja/recording-finished" => self.finished.push((
+                            sid,
+                            loc,
+                            s.get::<gst::ClockTime>("duration").unwrap_or_default(),
+                            s.get::<u64>("bytes").unwrap_or_default(),
+                        )),
+                        _ => {}
+                    }
+                }
+                gst::MessageView::Warning(w) => self.warnings.push(w.error().to_string()),
+                gst::MessageView::Error(e) => self.errors.push(e.error().to_string()),
+                gst::MessageView::Eos(_) => eos = true,
+                _ => {}
+            }
+        }
+        eos
+    }
+
+    fn wait(&mut self, what: &str, mut cond: impl FnMut(&Self) -> bool) {
+        let ok = wait_until(MEDIA_WAIT, || {
+            self.poll();
+            cond(self)
+        });
+        assert!(
+            ok,
+            "{what}: started {:?} finished {:?} warnings {:?} errors {:?}",
+            self.started, self.finished, self.warnings, self.errors
+        );
+    }
+
+    /// Sends EOS like `gst-launch-1.0 -e` on Ctrl-C and waits for the pipeline's EOS.
+    fn end(mut self) -> Self {
+        self.pipeline.send_event(gst::event::Eos::new());
+        let mut eos = false;
+        let ok = wait_until(MEDIA_WAIT, || {
+            eos |= self.poll();
+            eos
+        });
+        assert!(
+            ok,
+            "the pipeline ends after EOS (finished {:?})",
+            self.finished
+        );
+        let _ = self.pipeline.set_state(gst::State::Null);
+        self
+    }
+}
+
+fn manifest(dir: &Path) -> serde_json::Value {
+    let path = std::fs::read_dir(dir)
+        .expect("dir")
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .find(|p| p.extension().is_some_and(|e| e == "json"))
+        .expect("a manifest");
+    serde_json::from_slice(&std::fs::read(path).expect("read")).expect("JSON")
+}
+
+fn recorder_desc(server: &Server, room: &str, dir: &Path, extra: &str) -> String {
+    format!(
+        "vdoninjasrc name=src room={room} password=false record-location={}/%s-%t.mkv {} {extra}",
+        dir.display(),
+        server.props()
+    )
+}
+
+#[test]
+fn three_participants_three_files_that_play() {
+    let server = Server::start(ServerMode::Fanout);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut rec = Recorder::start(&recorder_desc(&server, "trio", dir.path(), ""));
+    let t0 = Instant::now();
+    let pubs: Vec<gst::Pipeline> = (0..3)
+        .map(|i| publisher(&server.url, &server, &format!("guest{i}"), "trio", i))
+        .collect();
+    rec.wait("three recordings start", |r| r.started.len() == 3);
+    // The workload: about ten seconds in the room.
+    std::thread::sleep(Duration::from_secs(10));
+    for p in &pubs {
+        let _ = p.set_state(gst::State::Null);
+    }
+    let wall = t0.elapsed().as_secs_f64();
+    rec.wait(
+        "three recordings finish when their participants leave",
+        |r| r.finished.len() == 3,
+    );
+    let rec = rec.end();
+    assert!(rec.errors.is_empty(), "{:?}", rec.errors);
+
+    let m = manifest(dir.path());
+    let participants = m["participants"].as_array().expect("participants");
+    assert_eq!(participants.len(), 3, "{m:#}");
+    for p in participants {
+        let files = p["files"].as_array().expect("files");
+        assert_eq!(files.len(), 1, "{p:#}");
+        let f = &files[0];
+        assert_eq!(f["finalized"], true);
+        assert_eq!(f["video_codec"], "H264");
+        assert_eq!(f["audio_codec"], "OPUS");
+        let in_room = p["left"].as_f64().expect("left") - p["joined"].as_f64().expect("joined");
+        let path = PathBuf::from(f["location"].as_str().expect("location"));
+        assert!(path.starts_with(dir.path()));
+        let report = inspect_file(&path, "matroskademux");
+        assert_eq!(report.count("video/"), 1, "{report:?}");
+        assert_eq!(report.count("audio/"), 1, "{report:?}");
+        assert!(report.all_decoded(), "{path:?}: {report:?}");
+        let duration = report.duration.expect("a duration").nseconds() as f64 / 1e9;
+        assert!(
+            (duration - in_room).abs() <= 0.1 * in_room,
+            "{path:?}: {duration:.2} s recorded, {in_room:.2} s in the room"
+        );
+        assert!(duration <= wall, "no more than the wall-clock time");
+        let frames = report
+            .streams
+            .iter()
+            .find(|(c, _)| c.starts_with("video/"))
+            .map(|(_, n)| *n)
+            .unwrap_or(0);
+        assert!(
+            frames as f64 >= duration * 30.0 * 0.9,
+            "{frames} frames in {duration:.2} s"
+        );
+    }
+}
+
+#[test]
+fn a_participant_that_rejoins_gets_a_second_file() {
+    let server = Server::start(ServerMode::Official);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut rec = Recorder::start(&recorder_desc(&server, "again", dir.path(), ""));
+    let first = publisher(&server.url, &server, "comeback", "again", 0);
+    rec.wait("first recording starts", |r| r.started.len() == 1);
+    std::thread::sleep(Duration::from_secs(2));
+    let _ = first.set_state(gst::State::Null);
+    rec.wait("first file finalized on leave", |r| r.finished.len() == 1);
+    let second = publisher(&server.url, &server, "comeback", "again", 1);
+    rec.wait("second recording starts", |r| r.started.len() == 2);
+    std::thread::sleep(Duration::from_secs(2));
+    let rec = rec.end();
+    let _ = second.set_state(gst::State::Null);
+    assert_eq!(rec.finished.len(), 2, "{:?}", rec.finished);
+    assert_ne!(
+        rec.finished[0].1, rec.finished[1].1,
+        "a new file, not an overwrite"
+    );
+    for (_, path, duration, bytes) in &rec.finished {
+        assert!(*bytes > 0 && *duration > gst::ClockTime::from_mseconds(500));
+        let report = inspect_file(path, "matroskademux");
+        assert!(
+            report.all_decoded() && report.streams.len() == 2,
+            "{path:?}: {report:?}"
+        );
+        assert!(
+            report.duration.is_some(),
+            "{path:?} is finalized (has a duration)"
+        );
+    }
+    let m = manifest(dir.path());
+    assert_eq!(m["participants"].as_array().map(Vec::len), Some(2), "{m:#}");
+}
+
+#[test]
+fn a_hostile_stream_id_records_inside_the_directory() {
+    let server = Server::start(ServerMode::Official);
+    let dir = tempfile::tempdir().expect("tempdir");
+    // The publisher's frames go through a proxy that renames its stream to ../../etc/x.
+    let proxy = common::proxy::start(&server.url, "etcxstream", "../../etc/x");
+    let mut rec = Recorder::start(&recorder_desc(&server, "hostile", dir.path(), ""));
+    let p = publisher(&proxy, &server, "etcxstream", "hostile", 0);
+    rec.wait("the recording starts", |r| r.started.len() == 1);
+    let (sid, path) = rec.started[0].clone();
+    assert_eq!(sid, "../../etc/x", "the stream ID as the network gave it");
+    assert_eq!(path.parent(), Some(dir.path()), "{path:?}");
+    assert!(
+        path.file_name()
+            .is_some_and(|f| f.to_string_lossy().starts_with("etc_x-")),
+        "{path:?}"
+    );
+    std::thread::sleep(Duration::from_secs(1));
+    let rec = rec.end();
+    let _ = p.set_state(gst::State::Null);
+    assert_eq!(rec.finished.len(), 1);
+    assert!(inspect_file(&path, "matroskademux").all_decoded());
+}
+
+#[test]
+fn the_src_pad_carries_the_room_as_mpeg_ts() {
+    let server = Server::start(ServerMode::Fanout);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let ts = dir.path().join("room.ts");
+    let desc = format!(
+        "vdoninjasrc room=tsroom password=false {} ! filesink location={}",
+        server.props(),
+        ts.display()
+    );
+    let mut rec = Recorder::start(&desc);
+    let pubs: Vec<gst::Pipeline> = (0..2)
+        .map(|i| publisher(&server.url, &server, &format!("ts{i}"), "tsroom", i))
+        .collect();
+    let size = || std::fs::metadata(&ts).map(|m| m.len()).unwrap_or(0);
+    rec.wait("the TS file grows", |_| size() > 200_000);
+    std::thread::sleep(Duration::from_secs(2));
+    let rec = rec.end();
+    for p in pubs {
+        let _ = p.set_state(gst::State::Null);
+    }
+    assert!(rec.errors.is_empty(), "{:?}", rec.errors);
+    let report = inspect_file(&ts, "tsdemux");
+    assert_eq!(report.count("video/x-h264"), 2, "{report:?}");
+    assert_eq!(report.count("audio/x-opus"), 2, "{report:?}");
+    assert!(report.all_decoded(), "{report:?}");
+}
+
+#[test]
+fn a_vp8_publisher_is_transcoded_for_the_ts_stream() {
+    let server = Server::start(ServerMode::Official);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let ts = dir.path().join("vp8.ts");
+    let desc = format!(
+        "vdoninjasrc stream-id=webcam {} ! filesink location={}",
+        server.props(),
+        ts.display()
+    );
+    let mut rec = Recorder::start(&desc);
+    let b = common::browser::BrowserPublisher::start(&server, "webcam", None);
+    rec.wait("a warning says it is transcoded", |r| {
+        r.warnings.iter().any(|w| w.contains("transcoding"))
+    });
+    let size = || std::fs::metadata(&ts).map(|m| m.len()).unwrap_or(0);
+    rec.wait("the TS file grows", |_| size() > 50_000);
+    let rec = rec.end();
+    b.stop();
+    assert!(rec.errors.is_empty(), "{:?}", rec.errors);
+    let report = inspect_file(&ts, "tsdemux");
+    assert_eq!(report.count("video/x-h264"), 1, "{report:?}");
+    assert!(report.all_decoded(), "{report:?}");
+}
+
+#[test]
+fn a_missing_directory_is_a_clear_error() {
+    let p = launch(
+        "vdoninjasrc room=r record-location=/no/such/dir/%s.mkv server=ws://127.0.0.1:9 auto-turn=false",
+    );
+    assert!(p.set_state(gst::State::Playing).is_err());
+    let errors = bus_errors(&p);
+    assert!(
+        errors.iter().any(|e| e.contains("does not exist")),
+        "{errors:?}"
+    );
+    let _ = p.set_state(gst::State::Null);
+}
