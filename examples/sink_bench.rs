@@ -30,7 +30,7 @@ fn cpu_seconds(pid: u32) -> f64 {
     ticks / hz
 }
 
-fn publisher(server: &Server) -> Child {
+fn publisher(server: &Server) -> Publisher {
     let plugin_dir = std::env::current_exe()
         .ok()
         .and_then(|p| p.parent().and_then(|d| d.parent()).map(|d| d.to_path_buf()))
@@ -45,12 +45,14 @@ fn publisher(server: &Server) -> Child {
          audiotestsrc is-live=true ! audio/x-raw,rate=48000,channels=2 ! s.",
         server.props()
     );
-    Command::new("gst-launch-1.0")
-        .arg("-q")
-        .args(desc.split(' '))
-        .env("GST_PLUGIN_PATH", plugin_dir)
-        .spawn()
-        .expect("gst-launch-1.0 runs")
+    Publisher(
+        Command::new("gst-launch-1.0")
+            .arg("-q")
+            .args(desc.split(' '))
+            .env("GST_PLUGIN_PATH", plugin_dir)
+            .spawn()
+            .expect("gst-launch-1.0 runs"),
+    )
 }
 
 fn measure(server: &Server, pid: u32, viewers: usize) -> (Vec<f64>, f64) {
@@ -90,7 +92,7 @@ fn measure(server: &Server, pid: u32, viewers: usize) -> (Vec<f64>, f64) {
 fn main() {
     media::init();
     let server = Server::start(ServerMode::Official);
-    let mut child = publisher(&server);
+    let child = publisher(&server);
     // Let the publisher start and settle.
     std::thread::sleep(Duration::from_secs(2));
     let pid = child.id();
@@ -111,6 +113,21 @@ fn main() {
         );
         std::thread::sleep(Duration::from_secs(1));
     }
-    let _ = child.kill();
-    let _ = child.wait();
+    drop(child);
+}
+
+/// Kills the publisher when dropped, also when a measurement panics.
+struct Publisher(Child);
+
+impl Publisher {
+    fn id(&self) -> u32 {
+        self.0.id()
+    }
+}
+
+impl Drop for Publisher {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
 }

@@ -605,6 +605,9 @@ impl FileReport {
     }
 }
 
+/// (caps name, demuxer pad name, decoded buffers) of one demuxed stream.
+type StreamCount = (String, String, Arc<AtomicU64>);
+
 /// Demuxes (`demuxer`: matroskademux, tsdemux) and decodes `path` to the end.
 pub fn inspect_file(path: &std::path::Path, demuxer: &str) -> FileReport {
     init();
@@ -616,7 +619,7 @@ pub fn inspect_file(path: &std::path::Path, demuxer: &str) -> FileReport {
     let demux = gst::ElementFactory::make(demuxer).build().expect("demuxer");
     pipeline.add_many([&src, &demux]).expect("add");
     src.link(&demux).expect("link");
-    let streams: Arc<Mutex<Vec<(String, String, Arc<AtomicU64>)>>> = Arc::default();
+    let streams: Arc<Mutex<Vec<StreamCount>>> = Arc::default();
     {
         let (pl, streams) = (pipeline.clone(), streams.clone());
         demux.connect_pad_added(move |_, pad| {
