@@ -120,6 +120,16 @@ impl Recorder {
     }
 }
 
+/// Waits until `path` holds some media (a recording starts at a key frame, so growth means
+/// frames are being written), then lets it record `more`.
+fn record_some(path: &Path, more: Duration) {
+    let grown = wait_until(MEDIA_WAIT, || {
+        std::fs::metadata(path).map(|m| m.len()).unwrap_or(0) > 20_000
+    });
+    assert!(grown, "{path:?} receives media");
+    std::thread::sleep(more);
+}
+
 fn manifest(dir: &Path) -> serde_json::Value {
     let path = std::fs::read_dir(dir)
         .expect("dir")
@@ -204,12 +214,12 @@ fn a_participant_that_rejoins_gets_a_second_file() {
     let mut rec = Recorder::start(&recorder_desc(&server, "again", dir.path(), ""));
     let first = publisher(&server.url, &server, "comeback", "again", 0);
     rec.wait("first recording starts", |r| r.started.len() == 1);
-    std::thread::sleep(Duration::from_secs(2));
+    record_some(&rec.started[0].1.clone(), Duration::from_secs(1));
     let _ = first.set_state(gst::State::Null);
     rec.wait("first file finalized on leave", |r| r.finished.len() == 1);
     let second = publisher(&server.url, &server, "comeback", "again", 1);
     rec.wait("second recording starts", |r| r.started.len() == 2);
-    std::thread::sleep(Duration::from_secs(2));
+    record_some(&rec.started[1].1.clone(), Duration::from_secs(1));
     let rec = rec.end();
     let _ = second.set_state(gst::State::Null);
     assert_eq!(rec.finished.len(), 2, "{:?}", rec.finished);
@@ -250,7 +260,7 @@ fn a_hostile_stream_id_records_inside_the_directory() {
             .is_some_and(|f| f.to_string_lossy().starts_with("etc_x-")),
         "{path:?}"
     );
-    std::thread::sleep(Duration::from_secs(1));
+    record_some(&path, Duration::from_millis(500));
     let rec = rec.end();
     let _ = p.set_state(gst::State::Null);
     assert_eq!(rec.finished.len(), 1);
