@@ -74,3 +74,21 @@ pub fn close_reason_text(reason: &CloseReason) -> String {
         CloseReason::Shutdown => "shutdown".into(),
     }
 }
+
+/// Logs the ICE servers in use (credentials never appear) and why the fetched list was not used.
+pub fn ice_config(
+    cat: gst::DebugCategory,
+    obj: &gst::Element,
+    ice: &crate::common::settings::IceConfig,
+    err: Option<&str>,
+) {
+    if let Some(e) = err {
+        gst::info!(
+            cat,
+            obj = obj,
+            "VDO.Ninja TURN list not fetched ({e}); using the built-in table"
+        );
+    }
+    let names: Vec<String> = ice.turn.iter().map(|t| t.redacted()).collect();
+    gst::info!(cat, obj = obj, "TURN servers: {names:?}");
+}

@@ -4,5 +4,6 @@
 
 pub mod codec;
 pub mod driver;
+pub mod elements;
 pub mod log;
 pub mod settings;

@@ -19,15 +19,7 @@ impl VdoNinjaSink {
             Job::Output(o) => self.handle_output(o),
             Job::Run(f) => f(),
             Job::IceConfig(ice, err) => {
-                if let Some(e) = err {
-                    gst::info!(
-                        CAT,
-                        imp = self,
-                        "VDO.Ninja TURN list not fetched ({e}); using the built-in table"
-                    );
-                }
-                let names: Vec<String> = ice.turn.iter().map(|t| t.redacted()).collect();
-                gst::info!(CAT, imp = self, "TURN servers: {names:?}");
+                log::ice_config(*CAT, self.obj().upcast_ref(), &ice, err.as_deref());
                 self.state().ice = ice;
             }
         }

@@ -15,6 +15,7 @@ use super::input::{self, Chain};
 use super::viewer::Viewer;
 use crate::common::codec::VideoCodec;
 use crate::common::driver::Driver;
+use crate::common::elements::peer_failure;
 use crate::common::settings::{CommonSettings, IceConfig};
 use crate::protocol::machine::{Input, Machine, PeerId, View};
 
@@ -275,24 +276,6 @@ impl VdoNinjaSink {
         if let Some(d) = &self.state().driver {
             d.input(input);
         }
-    }
-
-    /// The peer a bus message's source belongs to, if it is inside one of our viewers.
-    fn peer_of(&self, src: &gst::Object) -> Option<PeerId> {
-        let me = self.obj();
-        let mut cur = Some(src.clone());
-        while let Some(o) = cur {
-            let parent = o.parent();
-            if parent.as_ref() == Some(me.upcast_ref::<gst::Object>()) {
-                return o
-                    .name()
-                    .strip_prefix("peer")
-                    .and_then(|n| n.parse().ok())
-                    .map(PeerId);
-            }
-            cur = parent;
-        }
-        None
     }
 
     fn stats(&self) -> gst::Structure {
@@ -579,24 +562,13 @@ impl ElementImpl for VdoNinjaSink {
 
 impl BinImpl for VdoNinjaSink {
     fn handle_message(&self, msg: gst::Message) {
-        match msg.view() {
-            // One viewer's failure is that viewer's alone (design §3).
-            gst::MessageView::Error(e) => {
-                if let Some(src) = msg.src()
-                    && let Some(peer) = self.peer_of(src)
-                {
-                    let text = format!("viewer {peer} failed and is dropped: {}", e.error());
-                    crate::common::log::post_warning(*CAT, self.obj().upcast_ref(), &text);
-                    self.input(Input::PeerError {
-                        peer,
-                        message: e.error().to_string(),
-                    });
-                    return;
-                }
-            }
-            // We post our own EOS once every input has ended.
-            gst::MessageView::Eos(_) => return,
-            _ => {}
+        if let Some((peer, message)) = peer_failure(*CAT, self.obj().upcast_ref(), &msg, "viewer") {
+            self.input(Input::PeerError { peer, message });
+            return;
+        }
+        // We post our own EOS once every input has ended.
+        if let gst::MessageView::Eos(_) = msg.view() {
+            return;
         }
         self.parent_handle_message(msg)
     }

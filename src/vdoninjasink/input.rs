@@ -38,10 +38,7 @@ pub struct Params {
 }
 
 fn make(factory: &str, name: String) -> Result<gst::Element, String> {
-    gst::ElementFactory::make(factory)
-        .name(name)
-        .build()
-        .map_err(|_| format!("the GStreamer element {factory} is not installed"))
+    crate::common::elements::make(factory, Some(&name))
 }
 
 /// Sets a property if the element has it, converting from a string (enums, numbers).

@@ -33,10 +33,7 @@ pub struct Viewer {
 }
 
 fn make(factory: &str, name: String) -> Result<gst::Element, String> {
-    gst::ElementFactory::make(factory)
-        .name(name)
-        .build()
-        .map_err(|_| format!("the GStreamer element {factory} is not installed"))
+    crate::common::elements::make(factory, Some(&name))
 }
 
 impl Viewer {

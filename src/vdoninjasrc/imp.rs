@@ -17,6 +17,7 @@ use super::record::Recorder;
 use super::tsmux::TsTrack;
 use crate::common::codec::VideoCodecPreference;
 use crate::common::driver::Driver;
+use crate::common::elements::peer_failure;
 use crate::common::settings::{CommonSettings, IceConfig};
 use crate::peer::Peer;
 use crate::protocol::machine::{Input, Machine, PeerId, View, ViewOptions};
@@ -232,24 +233,6 @@ impl VdoNinjaSrc {
             let _ = mux.set_state(gst::State::Null);
             let _ = self.obj().remove(&mux);
         }
-    }
-
-    /// The peer a bus message's source belongs to, if it is inside one of our peers.
-    fn peer_of(&self, src: &gst::Object) -> Option<PeerId> {
-        let me = self.obj();
-        let mut cur = Some(src.clone());
-        while let Some(o) = cur {
-            let parent = o.parent();
-            if parent.as_ref() == Some(me.upcast_ref::<gst::Object>()) {
-                return o
-                    .name()
-                    .strip_prefix("peer")
-                    .and_then(|n| n.parse().ok())
-                    .map(PeerId);
-            }
-            cur = parent;
-        }
-        None
     }
 
     fn stats(&self) -> gst::Structure {
@@ -526,16 +509,8 @@ impl BinImpl for VdoNinjaSrc {
             }
             return;
         }
-        if let gst::MessageView::Error(e) = msg.view()
-            && let Some(src) = msg.src()
-            && let Some(peer) = self.peer_of(src)
-        {
-            let text = format!("stream of {peer} failed and is dropped: {}", e.error());
-            crate::common::log::post_warning(*CAT, self.obj().upcast_ref(), &text);
-            self.input(Input::PeerError {
-                peer,
-                message: e.error().to_string(),
-            });
+        if let Some((peer, message)) = peer_failure(*CAT, self.obj().upcast_ref(), &msg, "stream") {
+            self.input(Input::PeerError { peer, message });
             return;
         }
         self.parent_handle_message(msg)

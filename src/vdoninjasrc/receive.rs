@@ -23,9 +23,7 @@ pub struct Track {
 }
 
 fn make(factory: &str) -> Result<gst::Element, String> {
-    gst::ElementFactory::make(factory)
-        .build()
-        .map_err(|_| format!("the GStreamer element {factory} is not installed"))
+    crate::common::elements::make(factory, None)
 }
 
 /// The codec of an RTP pad, from its caps.

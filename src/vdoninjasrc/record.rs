@@ -40,9 +40,7 @@ pub struct Recorder {
 }
 
 fn make(factory: &str) -> Result<gst::Element, String> {
-    gst::ElementFactory::make(factory)
-        .build()
-        .map_err(|_| format!("the GStreamer element {factory} is not installed"))
+    crate::common::elements::make(factory, None)
 }
 
 impl Recorder {

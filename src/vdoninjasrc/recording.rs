@@ -153,15 +153,9 @@ impl VdoNinjaSrc {
 
     /// Ends what a participant feeds (recording, TS tracks) and notes the leave.
     pub(super) fn finish_outputs(&self, r: &mut Remote, reason: &str) {
-        let mut st = self.state();
-        if let Some(mut rec) = r.recorder.take() {
-            rec.finish();
-            st.finishing.push(rec);
-        }
-        for t in r.ts_tracks.drain(..) {
-            t.finish();
-            st.ts_finished.push(t);
-        }
+        let mut guard = self.state();
+        let st = &mut *guard;
+        end_feeds(r, &mut st.finishing, &mut st.ts_finished);
         if let Some(m) = &mut st.manifest
             && m.participants
                 .iter()
@@ -172,7 +166,7 @@ impl VdoNinjaSrc {
             p.left = Some(now);
             p.leave_reason = Some(reason.to_string());
         }
-        drop(st);
+        drop(guard);
         self.save_manifest();
     }
 
@@ -300,14 +294,7 @@ impl VdoNinjaSrc {
             let st = &mut *guard;
             st.eos = true;
             for r in st.remotes.values_mut() {
-                if let Some(mut rec) = r.recorder.take() {
-                    rec.finish();
-                    st.finishing.push(rec);
-                }
-                for t in r.ts_tracks.drain(..) {
-                    t.finish();
-                    st.ts_finished.push(t);
-                }
+                end_feeds(r, &mut st.finishing, &mut st.ts_finished);
             }
             st.remotes.values().flat_map(|r| r.pads.clone()).collect()
         };
@@ -331,5 +318,22 @@ impl VdoNinjaSrc {
         gst::info!(CAT, imp = self, "every recording is final");
         let obj = self.obj();
         let _ = obj.post_message(gst::message::Eos::builder().src(&*obj).build());
+    }
+}
+
+/// Unhooks a participant's recorder and TS tracks and sends them EOS; they are kept in
+/// `finishing`/`ts_finished` until their files are final.
+fn end_feeds(
+    r: &mut Remote,
+    finishing: &mut Vec<Recorder>,
+    ts_finished: &mut Vec<super::tsmux::TsTrack>,
+) {
+    if let Some(mut rec) = r.recorder.take() {
+        rec.finish();
+        finishing.push(rec);
+    }
+    for t in r.ts_tracks.drain(..) {
+        t.finish();
+        ts_finished.push(t);
     }
 }

@@ -18,9 +18,7 @@ pub struct TsTrack {
 }
 
 fn make(factory: &str) -> Result<gst::Element, String> {
-    gst::ElementFactory::make(factory)
-        .build()
-        .map_err(|_| format!("the GStreamer element {factory} is not installed"))
+    crate::common::elements::make(factory, None)
 }
 
 /// Creates the muxer inside `parent`.

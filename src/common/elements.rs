@@ -1,0 +1,52 @@
+// SPDX-License-Identifier: MPL-2.0
+
+//! Small helpers for building and watching the elements' children.
+
+use gst::prelude::*;
+
+use crate::protocol::machine::PeerId;
+
+/// Makes an element, with a clear error when its plugin is not installed.
+pub fn make(factory: &str, name: Option<&str>) -> Result<gst::Element, String> {
+    let mut b = gst::ElementFactory::make(factory);
+    if let Some(n) = name {
+        b = b.name(n);
+    }
+    b.build()
+        .map_err(|_| format!("the GStreamer element {factory} is not installed"))
+}
+
+/// The peer a bus message's source belongs to: the `peer<N>` child bin of `element` it is in.
+pub fn peer_of(element: &gst::Element, src: &gst::Object) -> Option<PeerId> {
+    let me = element.upcast_ref::<gst::Object>();
+    let mut cur = Some(src.clone());
+    while let Some(o) = cur {
+        let parent = o.parent();
+        if parent.as_ref() == Some(me) {
+            return o
+                .name()
+                .strip_prefix("peer")
+                .and_then(|n| n.parse().ok())
+                .map(PeerId);
+        }
+        cur = parent;
+    }
+    None
+}
+
+/// If `msg` is an error from inside one of `element`'s peers, posts a warning instead and
+/// returns the peer and the error text: one peer's failure is that peer's alone (design §3).
+pub fn peer_failure(
+    cat: gst::DebugCategory,
+    element: &gst::Element,
+    msg: &gst::Message,
+    what: &str,
+) -> Option<(PeerId, String)> {
+    let gst::MessageView::Error(e) = msg.view() else {
+        return None;
+    };
+    let peer = peer_of(element, msg.src()?)?;
+    let text = format!("{what} of {peer} failed and is dropped: {}", e.error());
+    super::log::post_warning(cat, element, &text);
+    Some((peer, e.error().to_string()))
+}
