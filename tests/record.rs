@@ -228,7 +228,12 @@ fn a_participant_that_rejoins_gets_a_second_file() {
         "a new file, not an overwrite"
     );
     for (_, path, duration, bytes) in &rec.finished {
-        assert!(*bytes > 0 && *duration > gst::ClockTime::from_mseconds(500));
+        assert!(
+            *bytes > 0 && *duration > gst::ClockTime::from_mseconds(500),
+            "{:?} manifest {:#}",
+            rec.finished,
+            manifest(dir.path())
+        );
         let report = inspect_file(path, "matroskademux");
         assert!(
             report.all_decoded() && report.streams.len() == 2,

@@ -46,7 +46,11 @@ pub fn peer_failure(
         return None;
     };
     let peer = peer_of(element, msg.src()?)?;
-    let text = format!("{what} of {peer} failed and is dropped: {}", e.error());
+    let detail = e.debug().map(|d| format!(" ({d})")).unwrap_or_default();
+    let text = format!(
+        "{what} of {peer} failed and is dropped: {}{detail}",
+        e.error()
+    );
     super::log::post_warning(cat, element, &text);
     Some((peer, e.error().to_string()))
 }

@@ -192,12 +192,14 @@ impl VdoNinjaSrc {
         let Some(templ) = obj.pad_template(&format!("{kind}_%s")) else {
             return;
         };
-        let Ok(ghost) = gst::GhostPad::builder_from_template_with_target(&templ, &exposed)
-            .map(|b| b.name(name.as_str()).build())
-        else {
-            return;
-        };
+        // Active before it is linked to the running track (see `receive::Track::branch`).
+        let ghost = gst::GhostPad::builder_from_template(&templ)
+            .name(name.as_str())
+            .build();
         let _ = ghost.set_active(true);
+        if let Err(e) = ghost.set_target(Some(&exposed)) {
+            return warn(e.to_string());
+        }
 
         let ts_track = match &tsmux {
             Some(mux) => match track.branch(false).and_then(|src| {

@@ -124,12 +124,16 @@ impl Track {
         } else {
             tee_pad
         };
-        let ghost = gst::GhostPad::builder_with_target(&target)
-            .map_err(|e| e.to_string())?
+        // Active before it is linked: data already flows out of the tee, and a push into an
+        // inactive pad is refused (flushing), which stops the whole receive path.
+        let ghost = gst::GhostPad::builder(gst::PadDirection::Src)
             .name(format!("out_{}", N.fetch_add(1, Ordering::Relaxed)))
             .build();
         let _ = ghost.set_active(true);
         self.bin.add_pad(&ghost).map_err(|e| e.to_string())?;
+        ghost
+            .set_target(Some(&target))
+            .map_err(|e| format!("cannot expose a track: {e}"))?;
         Ok(ghost)
     }
 }

@@ -26,6 +26,13 @@ pub fn init() {
     ONCE.call_once(|| {
         gst::init().expect("GStreamer initialises");
         gstvdoninja::plugin_register_static().expect("the plugin registers");
+        // Every wait in these tests is bounded; a test binary that still runs after this long
+        // is stuck (e.g. a deadlock in a state change): fail loudly instead of hanging CI.
+        std::thread::spawn(|| {
+            std::thread::sleep(Duration::from_secs(300));
+            eprintln!("test binary still running after 300 s: aborting (something hangs)");
+            std::process::abort();
+        });
     });
 }
 
