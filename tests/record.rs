@@ -273,7 +273,7 @@ fn a_hostile_stream_id_records_inside_the_directory() {
 }
 
 #[test]
-#[ignore = "the MPEG-TS src pad path is unreliable yet (issue 6 left open): late streams and PMT updates"]
+#[ignore = "the MPEG-TS src pad path is not reliable yet (issue 6 left open): passes most runs, not all"]
 fn the_src_pad_carries_the_room_as_mpeg_ts() {
     let server = Server::start(ServerMode::Fanout);
     let dir = tempfile::tempdir().expect("tempdir");
@@ -296,13 +296,13 @@ fn the_src_pad_carries_the_room_as_mpeg_ts() {
     }
     assert!(rec.errors.is_empty(), "{:?}", rec.errors);
     let report = inspect_file(&ts, "tsdemux");
-    assert_eq!(report.count("video/x-h264"), 2, "{report:?}");
-    assert_eq!(report.count("audio/x-opus"), 2, "{report:?}");
-    assert!(report.all_decoded(), "{report:?}");
+    assert!(report.errors.is_empty(), "{report:?}");
+    assert_eq!(report.decoded_tracks("video/x-h264"), 2, "{report:?}");
+    assert_eq!(report.decoded_tracks("audio/x-opus"), 2, "{report:?}");
 }
 
 #[test]
-#[ignore = "the VP8 → H.264 transcoding branch of the TS path fails (issue 6 left open)"]
+#[ignore = "the transcoded VP8 → H.264 track of the TS path does not decode yet (issue 6 left open)"]
 fn a_vp8_publisher_is_transcoded_for_the_ts_stream() {
     let server = Server::start(ServerMode::Official);
     let dir = tempfile::tempdir().expect("tempdir");
@@ -323,8 +323,8 @@ fn a_vp8_publisher_is_transcoded_for_the_ts_stream() {
     b.stop();
     assert!(rec.errors.is_empty(), "{:?}", rec.errors);
     let report = inspect_file(&ts, "tsdemux");
-    assert_eq!(report.count("video/x-h264"), 1, "{report:?}");
-    assert!(report.all_decoded(), "{report:?}");
+    assert!(report.errors.is_empty(), "{report:?}");
+    assert_eq!(report.decoded_tracks("video/x-h264"), 1, "{report:?}");
 }
 
 #[test]

@@ -320,3 +320,27 @@ fn an_offer_webrtcbin_cannot_take_is_refused_not_a_crash() {
     s.stop();
     b.stop();
 }
+
+#[test]
+fn vp8_decodes_with_decode_true() {
+    // The highest-ranked VP8 decoder factory (vp8alphadecodebin) only takes alpha streams: the
+    // element must pick a plain decoder.
+    let server = Server::start(ServerMode::Official);
+    let b = common::browser::BrowserPublisher::start(&server, "vp8raw", None);
+    let s = SrcHarness::start(&format!("stream-id=vp8raw decode=true {}", server.props()));
+    assert!(
+        s.wait_frames(&["video_vp8raw", "audio_vp8raw"], 20),
+        "frames {:?} warnings {:?}",
+        s.frames,
+        s.warnings()
+    );
+    let caps = s
+        .src
+        .static_pad("video_vp8raw")
+        .expect("pad")
+        .current_caps()
+        .expect("caps");
+    assert_eq!(caps.structure(0).expect("s").name(), "video/x-raw");
+    s.stop();
+    b.stop();
+}

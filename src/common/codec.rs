@@ -201,6 +201,9 @@ pub fn best_decoder(caps: &gst::Caps) -> Option<gst::ElementFactory> {
     )
     .into_iter()
     .filter(|f| f.can_sink_any_caps(caps))
+    // vp8alphadecodebin / vp9alphadecodebin outrank the plain decoders but only take streams
+    // with an alpha channel (`codec-alpha=true`).
+    .filter(|f| !f.name().contains("alpha"))
     .collect();
     list.sort_by_key(|f| std::cmp::Reverse(f.rank()));
     list.into_iter().next()

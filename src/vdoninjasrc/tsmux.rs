@@ -74,6 +74,7 @@ pub fn add_track(
         .last()
         .and_then(|e| e.static_pad("src"))
         .ok_or("no src")?;
+    keep_time_monotonic(&last);
     let src = gst::GhostPad::builder_with_target(&last)
         .map_err(|e| e.to_string())?
         .name("src")
@@ -117,5 +118,34 @@ fn drop_until_keyframe(pad: &gst::Pad) {
         Some(b) if b.flags().contains(gst::BufferFlags::DELTA_UNIT) => gst::PadProbeReturn::Handled,
         Some(_) => gst::PadProbeReturn::Remove,
         None => gst::PadProbeReturn::Ok,
+    });
+}
+
+/// MPEG-TS muxing drops buffers whose time stamps go back; a receiver's lip-sync correction
+/// (when the first RTCP sender reports arrive) moves a stream's time back. Hold such buffers
+/// at the last time stamp until the stream's clock catches up.
+fn keep_time_monotonic(pad: &gst::Pad) {
+    let last = std::sync::Mutex::new(None::<gst::ClockTime>);
+    pad.add_probe(gst::PadProbeType::BUFFER, move |_, info| {
+        let Ok(mut last) = last.lock() else {
+            return gst::PadProbeReturn::Ok;
+        };
+        let Some(buf) = info.buffer_mut() else {
+            return gst::PadProbeReturn::Ok;
+        };
+        let Some(ts) = buf.pts().or(buf.dts()) else {
+            return gst::PadProbeReturn::Ok;
+        };
+        match *last {
+            Some(l) if ts <= l => {
+                let fixed = l + gst::ClockTime::from_nseconds(1);
+                let b = buf.make_mut();
+                b.set_pts(fixed);
+                b.set_dts(fixed);
+                *last = Some(fixed);
+            }
+            _ => *last = Some(ts),
+        }
+        gst::PadProbeReturn::Ok
     });
 }
