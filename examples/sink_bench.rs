@@ -16,19 +16,12 @@ use std::time::{Duration, Instant};
 mod media;
 
 use gstvdoninja::server::hub::ServerMode;
-use media::{Server, TestViewer, ViewerOptions, wait_until};
+#[path = "../tests/common/procstat.rs"]
+#[allow(dead_code)]
+mod procstat;
 
-fn cpu_seconds(pid: u32) -> f64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    // Fields after the command name (which is in parentheses).
-    let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or_default();
-    let f: Vec<&str> = rest.split_whitespace().collect();
-    let ticks: f64 = f.get(11).and_then(|x| x.parse().ok()).unwrap_or(0.0)
-        + f.get(12).and_then(|x| x.parse().ok()).unwrap_or(0.0);
-    // SAFETY: sysconf with a valid name.
-    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
-    ticks / hz
-}
+use media::{Server, TestViewer, ViewerOptions, wait_until};
+use procstat::cpu_seconds;
 
 fn publisher(server: &Server) -> Publisher {
     let plugin_dir = std::env::current_exe()

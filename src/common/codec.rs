@@ -192,6 +192,14 @@ impl VideoCodecPreference {
     }
 }
 
+/// H.264 as every consumer inside the elements takes it: Annex B, one access unit per buffer.
+pub fn h264_byte_stream_caps() -> gst::Caps {
+    gst::Caps::builder("video/x-h264")
+        .field("stream-format", "byte-stream")
+        .field("alignment", "au")
+        .build()
+}
+
 /// The highest-ranked installed decoder for `caps` (hardware decoders rank above software).
 pub fn best_decoder(caps: &gst::Caps) -> Option<gst::ElementFactory> {
     use gst::prelude::*;

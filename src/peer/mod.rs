@@ -19,7 +19,7 @@ use gst_webrtc::{WebRTCDataChannel, WebRTCDataChannelState, WebRTCPeerConnection
 use tokio::sync::mpsc::UnboundedSender;
 
 use crate::common::settings::IceConfig;
-use crate::protocol::machine::{Input, PeerId, PeerState};
+use crate::protocol::machine::{Input, Output, PeerId, PeerState};
 use crate::protocol::message::{IceCandidate, SessionDescription};
 
 pub use negotiate::Munging;
@@ -209,6 +209,20 @@ impl Peer {
         }
     }
 
+    /// Carries out the outputs of the state machine that concern only this peer's webrtcbin
+    /// (remote description, candidates, data-channel text); `false` for any other output.
+    pub fn apply(&self, out: Output) -> bool {
+        match out {
+            Output::SetRemoteDescription { sdp, .. } => self.set_remote_description(sdp),
+            Output::AddCandidates { candidates, .. } => self.add_candidates(&candidates),
+            Output::SendData { text, .. } => {
+                self.send_data(&text);
+            }
+            _ => return false,
+        }
+        true
+    }
+
     /// Whether `obj` is this peer's bin or inside it.
     pub fn contains(&self, obj: &gst::Object) -> bool {
         obj.has_as_ancestor(&self.bin) || obj == self.bin.upcast_ref::<gst::Object>()
@@ -224,18 +238,6 @@ impl Peer {
         }
         let _ = self.bin.set_state(gst::State::Null);
         let _ = parent.remove(&self.bin);
-    }
-
-    /// Statistics of the webrtcbin (`get-stats`), if it answers within `timeout`.
-    pub fn stats(&self, timeout: std::time::Duration) -> Option<gst::Structure> {
-        let (tx, rx) = std::sync::mpsc::sync_channel(1);
-        let promise = gst::Promise::with_change_func(move |reply| {
-            let s = reply.ok().flatten().map(|s| s.to_owned());
-            let _ = tx.send(s);
-        });
-        self.webrtc
-            .emit_by_name::<()>("get-stats", &[&None::<gst::Pad>, &promise]);
-        rx.recv_timeout(timeout).ok().flatten()
     }
 }
 

@@ -45,19 +45,11 @@ impl VdoNinjaSink {
                 }
             }
             Output::CreateOffer { peer, ice_restart } => self.offer(peer, ice_restart),
-            Output::SetRemoteDescription { peer, sdp } => {
+            Output::SetRemoteDescription { peer, .. }
+            | Output::AddCandidates { peer, .. }
+            | Output::SendData { peer, .. } => {
                 if let Some(v) = self.state().viewers.get(&peer) {
-                    v.peer.set_remote_description(sdp);
-                }
-            }
-            Output::AddCandidates { peer, candidates } => {
-                if let Some(v) = self.state().viewers.get(&peer) {
-                    v.peer.add_candidates(&candidates);
-                }
-            }
-            Output::SendData { peer, text } => {
-                if let Some(v) = self.state().viewers.get(&peer) {
-                    v.peer.send_data(&text);
+                    v.peer.apply(out);
                 }
             }
             Output::ClosePeer { peer, reason } => {

@@ -279,33 +279,32 @@ impl VdoNinjaSink {
     }
 
     fn stats(&self) -> gst::Structure {
-        let st = self.state();
-        let mut s = gst::Structure::builder("application/x-vdoninja-sink-stats")
-            .field("viewers", st.viewers.len() as u32)
-            .field("video-bitrate", st.video_kbps);
-        for v in st.viewers.values() {
-            let conn = v
-                .peer
-                .webrtc
-                .property::<gst_webrtc::WebRTCPeerConnectionState>("connection-state");
-            let mut vs = gst::Structure::builder("viewer")
-                .field("uuid", &v.uuid)
-                .field("connection-state", format!("{conn:?}").to_lowercase())
-                .field("audio", v.want_audio)
-                .field("video", v.want_video)
-                .field(
-                    "requested-bitrate",
-                    v.video_kbps.map(|k| k as i64).unwrap_or(-1),
-                )
-                .field("age-ms", v.created.elapsed().as_millis() as u64);
-            if let Some(summary) = crate::peer::stats::summary(&v.peer) {
-                for (k, val) in summary.iter() {
-                    vs = vs.field(k, val.to_owned());
-                }
-            }
-            s = s.field(format!("{}", v.peer.id), vs.build());
-        }
-        s.build()
+        let (top, peers) = {
+            let st = self.state();
+            let top = gst::Structure::builder("application/x-vdoninja-sink-stats")
+                .field("viewers", st.viewers.len() as u32)
+                .field("video-bitrate", st.video_kbps)
+                .build();
+            let peers = st
+                .viewers
+                .values()
+                .map(|v| {
+                    let s = gst::Structure::builder("viewer")
+                        .field("uuid", &v.uuid)
+                        .field("audio", v.want_audio)
+                        .field("video", v.want_video)
+                        .field(
+                            "requested-bitrate",
+                            v.video_kbps.map(|k| k as i64).unwrap_or(-1),
+                        )
+                        .field("age-ms", v.created.elapsed().as_millis() as u64)
+                        .build();
+                    (v.peer.id.to_string(), s, v.peer.webrtc.clone())
+                })
+                .collect();
+            (top, peers)
+        };
+        crate::peer::stats::collect(top, peers)
     }
 }
 
@@ -533,9 +532,13 @@ impl ElementImpl for VdoNinjaSink {
         if let Some(t) = track {
             let _ = t.pad.set_target(None::<&gst::Pad>);
             if let Some(chain) = t.chain {
+                let obj = self.obj();
                 for e in &chain.elements {
                     let _ = e.set_state(gst::State::Null);
-                    let _ = self.obj().remove(e);
+                    // When the bin is being disposed its children are already gone.
+                    if e.parent().as_ref() == Some(obj.upcast_ref::<gst::Object>()) {
+                        let _ = obj.remove(e);
+                    }
                 }
             }
         }

@@ -196,13 +196,7 @@ pub fn build(
     }
     if codec == Codec::H264 {
         let filter = make("capsfilter", n("bytestream"))?;
-        filter.set_property(
-            "caps",
-            gst::Caps::builder("video/x-h264")
-                .field("stream-format", "byte-stream")
-                .field("alignment", "au")
-                .build(),
-        );
+        filter.set_property("caps", crate::common::codec::h264_byte_stream_caps());
         elements.push(filter);
     }
     let tee = make("tee", n("tee"))?;

@@ -48,22 +48,17 @@ impl VdoNinjaSrc {
                     self.input(Input::PeerError { peer, message: e });
                 }
             }
-            Output::SetRemoteDescription { peer, sdp } => {
+            Output::SetRemoteDescription { peer, .. }
+            | Output::AddCandidates { peer, .. }
+            | Output::SendData { peer, .. } => {
                 if let Some(r) = self.state().remotes.get_mut(&peer) {
-                    if sdp.kind == crate::protocol::message::SdpType::Offer {
+                    // An offer says how many tracks to wait for before recording.
+                    if let Output::SetRemoteDescription { sdp, .. } = &out
+                        && sdp.kind == crate::protocol::message::SdpType::Offer
+                    {
                         r.expected = crate::peer::sdp::sending_media_count(&sdp.sdp);
                     }
-                    r.peer.set_remote_description(sdp);
-                }
-            }
-            Output::AddCandidates { peer, candidates } => {
-                if let Some(r) = self.state().remotes.get(&peer) {
-                    r.peer.add_candidates(&candidates);
-                }
-            }
-            Output::SendData { peer, text } => {
-                if let Some(r) = self.state().remotes.get(&peer) {
-                    r.peer.send_data(&text);
+                    r.peer.apply(out);
                 }
             }
             Output::ClosePeer { peer, reason } => {

@@ -236,28 +236,27 @@ impl VdoNinjaSrc {
     }
 
     fn stats(&self) -> gst::Structure {
-        let st = self.state();
-        let mut s = gst::Structure::builder("application/x-vdoninja-src-stats")
-            .field("streams", st.remotes.len() as u32);
-        for r in st.remotes.values() {
-            let conn = r
-                .peer
-                .webrtc
-                .property::<gst_webrtc::WebRTCPeerConnectionState>("connection-state");
-            let mut rs = gst::Structure::builder("stream")
-                .field("stream-id", &r.stream_id)
-                .field("uuid", &r.uuid)
-                .field("label", r.label.clone().unwrap_or_default())
-                .field("connection-state", format!("{conn:?}").to_lowercase())
-                .field("pads", r.pads.len() as u32);
-            if let Some(summary) = crate::peer::stats::summary(&r.peer) {
-                for (k, v) in summary.iter() {
-                    rs = rs.field(k, v.to_owned());
-                }
-            }
-            s = s.field(format!("{}", r.peer.id), rs.build());
-        }
-        s.build()
+        let (top, peers) = {
+            let st = self.state();
+            let top = gst::Structure::builder("application/x-vdoninja-src-stats")
+                .field("streams", st.remotes.len() as u32)
+                .build();
+            let peers = st
+                .remotes
+                .values()
+                .map(|r| {
+                    let s = gst::Structure::builder("stream")
+                        .field("stream-id", &r.stream_id)
+                        .field("uuid", &r.uuid)
+                        .field("label", r.label.clone().unwrap_or_default())
+                        .field("pads", r.pads.len() as u32)
+                        .build();
+                    (r.peer.id.to_string(), s, r.peer.webrtc.clone())
+                })
+                .collect();
+            (top, peers)
+        };
+        crate::peer::stats::collect(top, peers)
     }
 }
 

@@ -48,13 +48,7 @@ pub fn build(bin: &gst::Bin, pad: &gst::Pad) -> Result<Track, String> {
     if codec == Codec::H264 {
         // One format for every consumer; each converts as it needs.
         let filter = make("capsfilter")?;
-        filter.set_property(
-            "caps",
-            gst::Caps::builder("video/x-h264")
-                .field("stream-format", "byte-stream")
-                .field("alignment", "au")
-                .build(),
-        );
+        filter.set_property("caps", crate::common::codec::h264_byte_stream_caps());
         elements.push(filter);
     }
     let tee = make("tee")?;
