@@ -273,7 +273,6 @@ fn a_hostile_stream_id_records_inside_the_directory() {
 }
 
 #[test]
-#[ignore = "the MPEG-TS src pad path is not reliable yet (issue 6 left open): passes most runs, not all"]
 fn the_src_pad_carries_the_room_as_mpeg_ts() {
     let server = Server::start(ServerMode::Fanout);
     let dir = tempfile::tempdir().expect("tempdir");
@@ -302,7 +301,6 @@ fn the_src_pad_carries_the_room_as_mpeg_ts() {
 }
 
 #[test]
-#[ignore = "the transcoded VP8 → H.264 track of the TS path does not decode yet (issue 6 left open)"]
 fn a_vp8_publisher_is_transcoded_for_the_ts_stream() {
     let server = Server::start(ServerMode::Official);
     let dir = tempfile::tempdir().expect("tempdir");

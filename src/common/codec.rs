@@ -200,6 +200,38 @@ pub fn h264_byte_stream_caps() -> gst::Caps {
         .build()
 }
 
+/// Whether `buf` starts a key frame. H.264 is judged by its NAL units (Annex B): depayloaders
+/// and parsers do not always flag delta units. Opus frames are all key frames.
+pub fn is_key_frame(codec: Codec, buf: &gst::BufferRef) -> bool {
+    match codec {
+        Codec::H264 => buf
+            .map_readable()
+            .is_ok_and(|m| h264_key_frame(m.as_slice()) == Some(true)),
+        Codec::Opus => true,
+        _ => !buf.flags().contains(gst::BufferFlags::DELTA_UNIT),
+    }
+}
+
+/// Reads the start of an H.264 access unit (Annex B) up to its first slice: `Some(true)` for a
+/// key frame (an IDR slice, or parameter sets, which only come with one), `Some(false)` for
+/// another slice, `None` when `data` holds neither.
+pub fn h264_key_frame(data: &[u8]) -> Option<bool> {
+    let mut i = 0;
+    while i + 3 < data.len() {
+        if data[i] == 0 && data[i + 1] == 0 && data[i + 2] == 1 {
+            match data[i + 3] & 0x1f {
+                5 | 7 => return Some(true),
+                1..=4 => return Some(false),
+                _ => {}
+            }
+            i += 3;
+        } else {
+            i += 1;
+        }
+    }
+    None
+}
+
 /// The highest-ranked installed decoder for `caps` (hardware decoders rank above software).
 pub fn best_decoder(caps: &gst::Caps) -> Option<gst::ElementFactory> {
     use gst::prelude::*;
@@ -215,4 +247,28 @@ pub fn best_decoder(caps: &gst::Caps) -> Option<gst::ElementFactory> {
     .collect();
     list.sort_by_key(|f| std::cmp::Reverse(f.rank()));
     list.into_iter().next()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::h264_key_frame;
+
+    #[test]
+    fn key_frames_are_told_by_their_first_slice() {
+        // AUD, SPS, PPS, IDR with 4- and 3-byte start codes.
+        let idr = [
+            0, 0, 0, 1, 0x09, 0xf0, 0, 0, 0, 1, 0x67, 1, 0, 0, 1, 0x68, 3, 0, 0, 1, 0x65,
+        ];
+        assert_eq!(h264_key_frame(&idr), Some(true));
+        assert_eq!(h264_key_frame(&[0, 0, 1, 0x65, 7]), Some(true), "IDR alone");
+        assert_eq!(
+            h264_key_frame(&[0, 0, 0, 1, 0x09, 0, 0, 1, 0x41, 1]),
+            Some(false)
+        );
+        // A delta frame whose later bytes happen to look like an IDR start code.
+        assert_eq!(h264_key_frame(&[0, 0, 1, 0x41, 0, 0, 1, 0x65]), Some(false));
+        assert_eq!(h264_key_frame(&[0, 0, 1, 0x09, 0xf0]), None);
+        assert_eq!(h264_key_frame(&[0, 0, 1]), None);
+        assert_eq!(h264_key_frame(&[]), None);
+    }
 }

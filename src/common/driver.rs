@@ -30,6 +30,22 @@ pub enum Job {
     IceConfig(IceConfig, Option<String>),
 }
 
+/// Queues work for an element's media thread.
+#[derive(Clone)]
+pub struct Runner(std_mpsc::Sender<Job>);
+
+impl std::fmt::Debug for Runner {
+    fn fmt(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("Runner")
+    }
+}
+
+impl Runner {
+    pub fn run(&self, f: impl FnOnce() + Send + 'static) {
+        let _ = self.0.send(Job::Run(Box::new(f)));
+    }
+}
+
 /// A running signaling session and its media thread.
 pub struct Driver {
     session: Option<Session>,
@@ -103,6 +119,11 @@ impl Driver {
         if let Some(j) = &self.jobs {
             let _ = j.send(Job::Run(Box::new(f)));
         }
+    }
+
+    /// A handle that queues work for the media thread from anywhere (streaming threads too).
+    pub fn runner(&self) -> Option<Runner> {
+        self.jobs.clone().map(Runner)
     }
 
     /// Says goodbye to every peer and stops; waits at most `timeout` for the media thread.

@@ -198,7 +198,13 @@ impl VdoNinjaSrc {
 
         let ts_track = match &tsmux {
             Some(mux) => match track.branch(false).and_then(|src| {
-                super::tsmux::add_track(obj.upcast_ref(), mux, track.codec, src.upcast_ref())
+                let tx = self.state().driver.as_ref().and_then(|d| d.sender());
+                let ask = move || {
+                    if let Some(tx) = &tx {
+                        let _ = tx.send(Input::RequestKeyframe { peer });
+                    }
+                };
+                mux.add_track(obj.upcast_ref(), track.codec, src.upcast_ref(), ask)
             }) {
                 Ok((t, transcoded)) => {
                     if transcoded {

@@ -90,7 +90,7 @@ pub(super) struct State {
     /// Ended TS tracks, removed when the element stops.
     pub ts_finished: Vec<TsTrack>,
     /// The room's MPEG-TS muxer, when `src` is linked.
-    pub tsmux: Option<gst::Element>,
+    pub tsmux: Option<super::tsmux::RoomMux>,
     /// EOS was asked for: post ours once every file is final.
     pub eos: bool,
 }
@@ -177,8 +177,11 @@ impl VdoNinjaSrc {
         )
         .map_err(|e| gst::error_msg!(gst::CoreError::Failed, ["cannot start a thread: {e}"]))?;
         let tsmux = if ts_linked {
-            let mux = super::tsmux::create_mux(self.obj().upcast_ref()).map_err(bad)?;
-            if let (Some(src), Some(ghost)) = (mux.static_pad("src"), self.src_pad()) {
+            let runner = driver
+                .runner()
+                .ok_or_else(|| bad("no media thread".into()))?;
+            let mux = super::tsmux::RoomMux::new(self.obj().upcast_ref(), runner).map_err(bad)?;
+            if let (Some(src), Some(ghost)) = (mux.element().static_pad("src"), self.src_pad()) {
                 ghost
                     .set_target(Some(&src))
                     .map_err(|e| bad(e.to_string()))?;
@@ -230,8 +233,8 @@ impl VdoNinjaSrc {
             if let Some(ghost) = self.src_pad() {
                 let _ = ghost.set_target(None::<&gst::Pad>);
             }
-            let _ = mux.set_state(gst::State::Null);
-            let _ = self.obj().remove(&mux);
+            let _ = mux.element().set_state(gst::State::Null);
+            let _ = self.obj().remove(mux.element());
         }
     }
 

@@ -13,7 +13,10 @@ mod manifest;
 mod receive;
 mod record;
 mod recording;
+mod tsadmit;
+mod tsgate;
 mod tsmux;
+mod tsread;
 
 glib::wrapper! {
     pub struct VdoNinjaSrc(ObjectSubclass<imp::VdoNinjaSrc>) @extends gst::Bin, gst::Element, gst::Object, @implements gst::ChildProxy;

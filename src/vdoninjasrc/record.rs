@@ -204,9 +204,11 @@ fn add_gate(pad: &gst::Pad, gate: &Arc<Mutex<Gate>>, codec: Codec, has_video: bo
             obj = pad,
             "{} {pts} key {}",
             if video { "video" } else { "audio" },
-            is_key_frame(codec, buf)
+            crate::common::codec::is_key_frame(codec, buf)
         );
-        let starts = g.base.is_none() && (video || !has_video) && is_key_frame(codec, buf);
+        let starts = g.base.is_none()
+            && (video || !has_video)
+            && crate::common::codec::is_key_frame(codec, buf);
         if starts {
             gst::debug!(
                 super::imp::CAT,
@@ -238,51 +240,4 @@ fn add_gate(pad: &gst::Pad, gate: &Arc<Mutex<Gate>>, codec: Codec, has_video: bo
             _ => gst::PadProbeReturn::Handled,
         }
     });
-}
-
-/// Whether `buf` starts a decodable sequence. For H.264 (byte-stream) the NAL units are
-/// looked at directly: an IDR slice (type 5) is a key frame, whatever the buffer flags say.
-/// Other codecs: the delta flag.
-fn is_key_frame(codec: Codec, buf: &gst::BufferRef) -> bool {
-    match codec {
-        Codec::H264 => buf
-            .map_readable()
-            .map(|m| h264_has_idr(m.as_slice()))
-            .unwrap_or(false),
-        Codec::Opus => true,
-        _ => !buf.flags().contains(gst::BufferFlags::DELTA_UNIT),
-    }
-}
-
-/// Scans an Annex B byte stream for an IDR slice NAL unit.
-pub fn h264_has_idr(data: &[u8]) -> bool {
-    let mut i = 0;
-    while i + 3 < data.len() {
-        if data[i] == 0 && data[i + 1] == 0 && data[i + 2] == 1 {
-            if data[i + 3] & 0x1f == 5 {
-                return true;
-            }
-            i += 3;
-        } else {
-            i += 1;
-        }
-    }
-    false
-}
-
-#[cfg(test)]
-mod tests {
-    use super::h264_has_idr;
-
-    #[test]
-    fn idr_slices_are_found() {
-        // SPS, PPS, IDR with 4-byte and 3-byte start codes.
-        assert!(h264_has_idr(&[
-            0, 0, 0, 1, 0x67, 1, 2, 0, 0, 1, 0x68, 3, 0, 0, 1, 0x65, 9
-        ]));
-        // A non-IDR slice only.
-        assert!(!h264_has_idr(&[0, 0, 0, 1, 0x41, 1, 2, 3]));
-        assert!(!h264_has_idr(&[0, 0, 1]));
-        assert!(!h264_has_idr(&[]));
-    }
 }

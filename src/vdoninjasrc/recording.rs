@@ -303,7 +303,10 @@ impl VdoNinjaSrc {
         }
         let (mux_idle, nothing_pending) = {
             let st = self.state();
-            let idle = st.tsmux.as_ref().is_some_and(|m| m.num_sink_pads() == 0);
+            let idle = st
+                .tsmux
+                .as_ref()
+                .is_some_and(|m| m.element().num_sink_pads() == 0);
             (idle, st.finishing.is_empty())
         };
         if mux_idle && let Some(src) = self.src_pad() {

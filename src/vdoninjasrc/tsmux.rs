@@ -3,114 +3,251 @@
 //! The room as one stream on the `src` pad: every participant's tracks into one `mpegtsmux`,
 //! added as they join (MPEG-TS takes new streams while playing; a new PMT announces them).
 //! H.264 and Opus go in as they are; other video is transcoded to H.264.
+//!
+//! Tracks go through a gate that admits them one at a time and asks for key frames when
+//! the muxer announces a change ([`super::tsadmit`] says why).
 
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicU16, AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
 
 use gst::prelude::*;
 
+use super::tsgate::{self, SharedRoom};
 use crate::common::codec::{Codec, best_decoder};
+use crate::common::driver::Runner;
 
 /// One participant track feeding the mux.
 pub struct TsTrack {
     bin: gst::Bin,
     source: gst::Pad,
     sink: gst::Pad,
+    pid: u16,
+    room: SharedRoom,
+    link: Arc<Mutex<Link>>,
+}
+
+/// Whether a track is linked to the muxer, or ended (and must not be linked any more: the
+/// muxer would wait for it forever).
+#[derive(Debug, Default)]
+struct Link {
+    linked: bool,
+    ended: bool,
 }
 
 fn make(factory: &str) -> Result<gst::Element, String> {
     crate::common::elements::make(factory, None)
 }
 
-/// Creates the muxer inside `parent`.
-pub fn create_mux(parent: &gst::Bin) -> Result<gst::Element, String> {
-    let mux = gst::ElementFactory::make("mpegtsmux")
-        .name("roommux")
-        .build()
-        .map_err(|_| "the GStreamer element mpegtsmux is not installed")?;
-    parent.add(&mux).map_err(|e| e.to_string())?;
-    Ok(mux)
+/// The room's muxer.
+#[derive(Clone, Debug)]
+pub struct RoomMux {
+    element: gst::Element,
+    room: SharedRoom,
+    /// Links admitted tracks (GStreamer work, off the streaming threads).
+    runner: Runner,
+    next_pid: Arc<AtomicU16>,
 }
 
-/// Adds a track (from a peer-bin pad) to the mux. Returns whether it had to be transcoded.
-pub fn add_track(
-    parent: &gst::Bin,
-    mux: &gst::Element,
-    codec: Codec,
-    source: &gst::Pad,
-) -> Result<(TsTrack, bool), String> {
-    static N: AtomicU32 = AtomicU32::new(0);
-    let bin = gst::Bin::with_name(&format!("ts{}", N.fetch_add(1, Ordering::Relaxed)));
-    let queue = make("queue")?;
-    queue.set_property("max-size-time", 3_000_000_000u64);
-    let mut chain = vec![queue.clone()];
-    let transcode = codec.is_video() && codec != Codec::H264;
-    if transcode {
-        let caps = gst::Caps::new_empty_simple(codec.caps_name());
-        let dec = best_decoder(&caps)
-            .ok_or_else(|| format!("no {} decoder is installed", codec.encoding_name()))?;
-        chain.push(dec.create().build().map_err(|e| e.to_string())?);
-        chain.push(make("videoconvert")?);
-        let enc = make("x264enc")?;
-        enc.set_property_from_str("tune", "zerolatency");
-        enc.set_property_from_str("speed-preset", "veryfast");
-        enc.set_property("key-int-max", 60u32);
-        chain.push(enc);
-        let parse = make("h264parse")?;
-        crate::peer::shield_parser_from_key_unit_events(&parse);
-        chain.push(parse);
+/// The first elementary stream PID (mpegtsmux's own choice too).
+const FIRST_PID: u16 = 0x41;
+/// PIDs up to 0x1ffe are for elementary streams.
+const LAST_PID: u16 = 0x1ffe;
+
+impl RoomMux {
+    /// Creates the muxer inside `parent`.
+    pub fn new(parent: &gst::Bin, runner: Runner) -> Result<Self, String> {
+        let element = gst::ElementFactory::make("mpegtsmux")
+            .name("roommux")
+            .build()
+            .map_err(|_| "the GStreamer element mpegtsmux is not installed")?;
+        parent.add(&element).map_err(|e| e.to_string())?;
+        let room: SharedRoom = Arc::new(Mutex::new(tsgate::Room::default()));
+        let src = element
+            .static_pad("src")
+            .ok_or("mpegtsmux has no src pad")?;
+        let weak = Arc::downgrade(&room);
+        src.add_probe(
+            gst::PadProbeType::BUFFER | gst::PadProbeType::BUFFER_LIST,
+            move |_, info| {
+                let Some(room) = weak.upgrade() else {
+                    return gst::PadProbeReturn::Ok;
+                };
+                tsgate::drive(&room, |r, now| {
+                    let mut actions = Vec::new();
+                    let mut read = |b: &gst::BufferRef| {
+                        if let Ok(map) = b.map_readable() {
+                            actions.extend(r.read(&map, now));
+                        }
+                    };
+                    if let Some(b) = info.buffer() {
+                        read(b);
+                    } else if let Some(list) = info.buffer_list() {
+                        list.iter().for_each(read);
+                    }
+                    actions
+                });
+                gst::PadProbeReturn::Ok
+            },
+        );
+        Ok(Self {
+            element,
+            room,
+            runner,
+            next_pid: Arc::new(AtomicU16::new(FIRST_PID)),
+        })
     }
-    bin.add_many(&chain).map_err(|e| e.to_string())?;
-    gst::Element::link_many(&chain).map_err(|_| "cannot link a TS track")?;
-    let qsink = queue.static_pad("sink").ok_or("no sink")?;
-    if codec.is_video() {
-        drop_until_keyframe(&qsink);
+
+    pub fn element(&self) -> &gst::Element {
+        &self.element
     }
-    let sink = gst::GhostPad::builder_with_target(&qsink)
-        .map_err(|e| e.to_string())?
-        .name("sink")
-        .build();
-    bin.add_pad(&sink).map_err(|e| e.to_string())?;
-    let last = chain
-        .last()
-        .and_then(|e| e.static_pad("src"))
-        .ok_or("no src")?;
-    keep_time_monotonic(&last);
-    let src = gst::GhostPad::builder_with_target(&last)
-        .map_err(|e| e.to_string())?
-        .name("src")
-        .build();
-    bin.add_pad(&src).map_err(|e| e.to_string())?;
-    parent.add(&bin).map_err(|e| e.to_string())?;
-    let mux_pad = mux
-        .request_pad_simple("sink_%d")
-        .ok_or("mpegtsmux gave no pad")?;
-    src.link(&mux_pad)
-        .map_err(|e| format!("mpegtsmux refused {}: {e:?}", codec.encoding_name()))?;
-    bin.sync_state_with_parent()
-        .map_err(|_| "cannot start a TS track")?;
-    source
-        .link(&sink)
-        .map_err(|e| format!("cannot feed the TS track: {e:?}"))?;
-    Ok((
-        TsTrack {
-            bin,
-            source: source.clone(),
-            sink: sink.upcast(),
-        },
-        transcode,
-    ))
+
+    /// Adds a track (from a peer-bin pad) to the mux. Returns whether it had to be transcoded.
+    /// `ask_keyframe` asks the publisher for a key frame by the protocol.
+    pub fn add_track(
+        &self,
+        parent: &gst::Bin,
+        codec: Codec,
+        source: &gst::Pad,
+        ask_keyframe: impl Fn() + Send + Sync + 'static,
+    ) -> Result<(TsTrack, bool), String> {
+        static N: AtomicU32 = AtomicU32::new(0);
+        let bin = gst::Bin::with_name(&format!("ts{}", N.fetch_add(1, Ordering::Relaxed)));
+        let queue = make("queue")?;
+        queue.set_property("max-size-time", 3_000_000_000u64);
+        let mut chain = vec![queue.clone()];
+        let transcode = codec.is_video() && codec != Codec::H264;
+        if transcode {
+            let caps = gst::Caps::new_empty_simple(codec.caps_name());
+            let dec = best_decoder(&caps)
+                .ok_or_else(|| format!("no {} decoder is installed", codec.encoding_name()))?;
+            chain.push(dec.create().build().map_err(|e| e.to_string())?);
+            chain.push(make("videoconvert")?);
+            let enc = make("x264enc")?;
+            enc.set_property_from_str("tune", "zerolatency");
+            enc.set_property_from_str("speed-preset", "veryfast");
+            enc.set_property("key-int-max", 60u32);
+            chain.push(enc);
+            let parse = make("h264parse")?;
+            crate::peer::shield_parser_from_key_unit_events(&parse);
+            chain.push(parse);
+            // What mpegtsmux takes: negotiated before the track is linked to it.
+            let filter = make("capsfilter")?;
+            filter.set_property("caps", crate::common::codec::h264_byte_stream_caps());
+            chain.push(filter);
+        }
+        bin.add_many(&chain).map_err(|e| e.to_string())?;
+        gst::Element::link_many(&chain).map_err(|_| "cannot link a TS track")?;
+        let qsink = queue.static_pad("sink").ok_or("no sink")?;
+        if transcode {
+            // The decoder starts at a key frame.
+            drop_until_keyframe(&qsink);
+        }
+        let sink = gst::GhostPad::builder_with_target(&qsink)
+            .map_err(|e| e.to_string())?
+            .name("sink")
+            .build();
+        bin.add_pad(&sink).map_err(|e| e.to_string())?;
+        let last = chain
+            .last()
+            .and_then(|e| e.static_pad("src"))
+            .ok_or("no src")?;
+        let src = gst::GhostPad::builder_with_target(&last)
+            .map_err(|e| e.to_string())?
+            .name("src")
+            .build();
+        bin.add_pad(&src).map_err(|e| e.to_string())?;
+        parent.add(&bin).map_err(|e| e.to_string())?;
+        let pid = self.next_pid.fetch_add(1, Ordering::Relaxed);
+        if pid > LAST_PID {
+            return Err("the room stream has no PID left".into());
+        }
+        let link = Arc::new(Mutex::new(Link::default()));
+        let admit = {
+            let (runner, mux, src, link) = (
+                self.runner.clone(),
+                self.element.downgrade(),
+                src.clone(),
+                link.clone(),
+            );
+            move |opener: tsgate::Opener| {
+                let (mux, src, link) = (mux.clone(), src.clone(), link.clone());
+                runner.run(move || {
+                    let Some(mux) = mux.upgrade() else {
+                        return;
+                    };
+                    let Ok(mut link) = link.lock() else {
+                        return;
+                    };
+                    if link.ended || link.linked {
+                        return;
+                    }
+                    match link_to_mux(&mux, &src, pid) {
+                        Ok(()) => {
+                            link.linked = true;
+                            opener.open();
+                        }
+                        Err(e) => gst::warning!(super::imp::CAT, obj = &mux, "{e}"),
+                    }
+                });
+            }
+        };
+        tsgate::install(
+            &self.room,
+            pid,
+            codec.is_video(),
+            &last,
+            Arc::new(ask_keyframe),
+            Arc::new(admit),
+        );
+        keep_time_monotonic(&last);
+        bin.sync_state_with_parent()
+            .map_err(|_| "cannot start a TS track")?;
+        source
+            .link(&sink)
+            .map_err(|e| format!("cannot feed the TS track: {e:?}"))?;
+        Ok((
+            TsTrack {
+                bin,
+                source: source.clone(),
+                sink: sink.upcast(),
+                pid,
+                room: self.room.clone(),
+                link,
+            },
+            transcode,
+        ))
+    }
 }
 
 impl TsTrack {
     /// Unhooks the track from its participant and ends it (the mux goes on with the others).
     pub fn finish(&self) {
+        if let Ok(mut link) = self.link.lock() {
+            link.ended = true;
+        }
         let _ = self.source.unlink(&self.sink);
         self.sink.send_event(gst::event::Eos::new());
+        let pid = self.pid;
+        tsgate::drive(&self.room, |r, now| r.remove(pid, now));
     }
 
     pub fn bin(&self) -> &gst::Bin {
         &self.bin
     }
+}
+
+/// Gives `src` the muxer pad of PID `pid` (mpegtsmux takes the PID from the pad name).
+fn link_to_mux(mux: &gst::Element, src: &gst::GhostPad, pid: u16) -> Result<(), String> {
+    let templ = mux
+        .pad_template("sink_%d")
+        .ok_or("mpegtsmux has no sink_%d template")?;
+    let pad = mux
+        .request_pad(&templ, Some(&format!("sink_{pid}")), None)
+        .ok_or_else(|| format!("mpegtsmux gave no pad for PID {pid}"))?;
+    src.link(&pad).map(|_| ()).map_err(|e| {
+        mux.release_request_pad(&pad);
+        format!("mpegtsmux refused a track: {e:?}")
+    })
 }
 
 fn drop_until_keyframe(pad: &gst::Pad) {

@@ -684,33 +684,20 @@ pub fn inspect_file(path: &std::path::Path, demuxer: &str) -> FileReport {
     }
     report.duration = pipeline.query_duration::<gst::ClockTime>();
     let _ = pipeline.set_state(gst::State::Playing);
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let left = deadline.saturating_duration_since(Instant::now());
-        match bus.timed_pop_filtered(
-            gst::ClockTime::from_nseconds(left.as_nanos() as u64),
-            &[gst::MessageType::Eos, gst::MessageType::Error],
-        ) {
-            Some(m) => match m.view() {
-                gst::MessageView::Error(e) => {
-                    let text = format!("{} ({:?})", e.error(), e.debug());
-                    // A TS demuxer exposes streams again when a new program map comes; the
-                    // superseded pads end without data. That is not a broken file.
-                    let superseded =
-                        text.contains("without buffers") || text.contains("No valid frames");
-                    if demuxer == "tsdemux" && superseded {
-                        continue;
-                    }
-                    report.errors.push(text);
-                    break;
-                }
-                _ => break,
-            },
-            None => {
-                report.errors.push("no EOS within 60 s".into());
-                break;
+    // Every stream of every program the demuxer exposes must decode to its end: an error
+    // anywhere (a track that never gets a key frame, say) fails the file.
+    match bus.timed_pop_filtered(
+        gst::ClockTime::from_seconds(60),
+        &[gst::MessageType::Eos, gst::MessageType::Error],
+    ) {
+        Some(m) => {
+            if let gst::MessageView::Error(e) = m.view() {
+                report
+                    .errors
+                    .push(format!("{} ({:?})", e.error(), e.debug()));
             }
         }
+        None => report.errors.push("no EOS within 60 s".into()),
     }
     let _ = pipeline.set_state(gst::State::Null);
     let streams = streams.lock().expect("lock");
