@@ -248,6 +248,68 @@ fn a_participant_that_rejoins_gets_a_second_file() {
     assert_eq!(m["participants"].as_array().map(Vec::len), Some(2), "{m:#}");
 }
 
+/// Set in a child test process: the recorder pipeline it runs until it is killed.
+const CHILD_RECORDER: &str = "VDONINJA_TEST_CHILD_RECORDER";
+
+/// Not a test of its own: the recorder process `a_killed_recorder_leaves_files_that_play`
+/// starts (this test binary again) and kills.
+#[test]
+#[ignore = "run as a child process by a_killed_recorder_leaves_files_that_play"]
+fn child_recorder() {
+    let Ok(desc) = std::env::var(CHILD_RECORDER) else {
+        return;
+    };
+    let p = launch(&desc);
+    p.set_state(gst::State::Playing).expect("recorder plays");
+    // Killed long before this.
+    std::thread::sleep(Duration::from_secs(120));
+}
+
+#[test]
+fn a_killed_recorder_leaves_files_that_play() {
+    let server = Server::start(ServerMode::Official);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut child = std::process::Command::new(std::env::current_exe().expect("test binary"))
+        .args(["child_recorder", "--exact", "--ignored", "--nocapture"])
+        .env(CHILD_RECORDER, recorder_desc(&server, "crash", dir.path(), ""))
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .expect("recorder process");
+    let p = publisher(&server.url, &server, "victim", "crash", 0);
+    let file = || {
+        std::fs::read_dir(dir.path())
+            .ok()?
+            .filter_map(Result::ok)
+            .map(|e| e.path())
+            .find(|p| p.extension().is_some_and(|e| e == "mkv"))
+    };
+    let size = || file().and_then(|f| std::fs::metadata(f).ok()).map_or(0, |m| m.len());
+    // A couple of seconds of 320x240 video and audio.
+    let grew = wait_until(MEDIA_WAIT, || size() > 600_000);
+    child.kill().expect("SIGKILL");
+    let _ = child.wait();
+    let _ = p.set_state(gst::State::Null);
+    assert!(grew, "the recording grows ({} bytes)", size());
+    let path = file().expect("a recording");
+    let report = inspect_file(&path, "matroskademux");
+    assert!(report.errors.is_empty(), "{path:?}: {report:?}");
+    assert_eq!(report.streams.len(), 2, "{report:?}");
+    for (caps, frames) in &report.streams {
+        let least = if caps.starts_with("video/") { 30 } else { 50 };
+        assert!(*frames >= least, "{caps}: {frames} frames: {report:?}");
+    }
+    // The manifest, written as things happened, names the file (not finalized).
+    let m = manifest(dir.path());
+    let files = &m["participants"][0]["files"];
+    assert_eq!(files[0]["finalized"], false, "{m:#}");
+    assert!(
+        files[0]["location"]
+            .as_str()
+            .is_some_and(|l| Path::new(l) == path),
+        "{m:#}"
+    );
+}
+
 #[test]
 fn a_hostile_stream_id_records_inside_the_directory() {
     let server = Server::start(ServerMode::Official);
