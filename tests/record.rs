@@ -36,6 +36,12 @@ fn publisher(
     p
 }
 
+impl Drop for Recorder {
+    fn drop(&mut self) {
+        let _ = self.pipeline.set_state(gst::State::Null);
+    }
+}
+
 /// Messages a recorder pipeline posted, collected as they come.
 struct Recorder {
     pipeline: gst::Pipeline,
@@ -248,6 +254,53 @@ fn a_participant_that_rejoins_gets_a_second_file() {
     assert_eq!(m["participants"].as_array().map(Vec::len), Some(2), "{m:#}");
 }
 
+#[test]
+fn a_resolution_change_is_recorded_in_the_same_file() {
+    let server = Server::start(ServerMode::Official);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut rec = Recorder::start(&recorder_desc(&server, "resize", dir.path(), ""));
+    let desc = format!(
+        "videotestsrc is-live=true ! videoscale ! capsfilter name=size \
+         caps=video/x-raw,width=320,height=240,framerate=30/1 ! \
+         vdoninjasink name=s stream-id=resizer room=resize server={} signaling-mode={} \
+         local-address=127.0.0.1 stun-server=\"\" auto-turn=false password=false \
+         audiotestsrc is-live=true ! audio/x-raw,rate=48000,channels=2 ! s.",
+        server.url,
+        server.signaling_mode(),
+    );
+    let p = launch(&desc);
+    p.set_state(gst::State::Playing).expect("publisher plays");
+    rec.wait("the recording starts", |r| r.started.len() == 1);
+    let path = rec.started[0].1.clone();
+    record_some(&path, Duration::from_secs(1));
+    // The camera switches to another size mid-stream: the encoder starts a new sequence.
+    let size = p.by_name("size").expect("capsfilter");
+    size.set_property(
+        "caps",
+        gst::Caps::builder("video/x-raw")
+            .field("width", 640)
+            .field("height", 360)
+            .field("framerate", gst::Fraction::new(30, 1))
+            .build(),
+    );
+    let before = std::fs::metadata(&path).map_or(0, |m| m.len());
+    let grew = wait_until(MEDIA_WAIT, || {
+        std::fs::metadata(&path).map_or(0, |m| m.len()) > before + 150_000
+    });
+    let rec = rec.end();
+    let _ = p.set_state(gst::State::Null);
+    assert!(grew, "the recording goes on after the change");
+    assert!(rec.errors.is_empty(), "{:?}", rec.errors);
+    assert_eq!(rec.finished.len(), 1, "one file: {:?}", rec.finished);
+    let report = inspect_file(&path, "matroskademux");
+    assert!(
+        report.all_decoded() && report.streams.len() == 2,
+        "{report:?}"
+    );
+    assert!(report.duration.is_some(), "finalized: {report:?}");
+    assert_eq!(report.sizes, vec![(320, 240), (640, 360)], "{report:?}");
+}
+
 /// Set in a child test process: the recorder pipeline it runs until it is killed.
 const CHILD_RECORDER: &str = "VDONINJA_TEST_CHILD_RECORDER";
 
@@ -271,7 +324,10 @@ fn a_killed_recorder_leaves_files_that_play() {
     let dir = tempfile::tempdir().expect("tempdir");
     let mut child = std::process::Command::new(std::env::current_exe().expect("test binary"))
         .args(["child_recorder", "--exact", "--ignored", "--nocapture"])
-        .env(CHILD_RECORDER, recorder_desc(&server, "crash", dir.path(), ""))
+        .env(
+            CHILD_RECORDER,
+            recorder_desc(&server, "crash", dir.path(), ""),
+        )
         .stdout(std::process::Stdio::null())
         .spawn()
         .expect("recorder process");
@@ -283,7 +339,11 @@ fn a_killed_recorder_leaves_files_that_play() {
             .map(|e| e.path())
             .find(|p| p.extension().is_some_and(|e| e == "mkv"))
     };
-    let size = || file().and_then(|f| std::fs::metadata(f).ok()).map_or(0, |m| m.len());
+    let size = || {
+        file()
+            .and_then(|f| std::fs::metadata(f).ok())
+            .map_or(0, |m| m.len())
+    };
     // A couple of seconds of 320x240 video and audio.
     let grew = wait_until(MEDIA_WAIT, || size() > 600_000);
     child.kill().expect("SIGKILL");

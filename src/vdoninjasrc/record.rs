@@ -99,6 +99,7 @@ impl Recorder {
                 .ok_or("no src")?;
             last.link(&mux_pad)
                 .map_err(|e| format!("matroskamux refused {}: {e:?}", codec.encoding_name()))?;
+            keep_first_caps(&mux_pad);
             let qsink = queue.static_pad("sink").ok_or("no sink")?;
             let ghost = gst::GhostPad::builder_with_target(&qsink)
                 .map_err(|e| e.to_string())?
@@ -239,5 +240,33 @@ fn add_gate(pad: &gst::Pad, gate: &Arc<Mutex<Gate>>, codec: Codec, has_video: bo
             }
             _ => gst::PadProbeReturn::Handled,
         }
+    });
+}
+
+/// matroskamux refuses new caps once it has written its header ("Caps changes are not
+/// supported by Matroska"), which would end the recording when a publisher changes its
+/// resolution. The stream itself carries the change (H.264 parameter sets come with every key
+/// frame, VP8/VP9 key frames give their size), and decoders follow it: so the track keeps its
+/// first caps, and later caps of the same codec are not passed to the muxer.
+fn keep_first_caps(mux_pad: &gst::Pad) {
+    mux_pad.add_probe(gst::PadProbeType::EVENT_DOWNSTREAM, |pad, info| {
+        let Some(gst::EventView::Caps(c)) = info.event().map(|e| e.view()) else {
+            return gst::PadProbeReturn::Ok;
+        };
+        let Some(current) = pad.current_caps() else {
+            return gst::PadProbeReturn::Ok;
+        };
+        let same_codec =
+            current.structure(0).map(|s| s.name()) == c.caps().structure(0).map(|s| s.name());
+        if same_codec && current.as_ref() != c.caps() {
+            gst::info!(
+                super::imp::CAT,
+                obj = pad,
+                "the track changes to {:?}; the file keeps its first caps",
+                c.caps()
+            );
+            return gst::PadProbeReturn::Handled;
+        }
+        gst::PadProbeReturn::Ok
     });
 }

@@ -579,6 +579,8 @@ pub struct FileReport {
     pub pads: Vec<String>,
     pub duration: Option<gst::ClockTime>,
     pub errors: Vec<String>,
+    /// Every picture size decoded video came in (width, height), in order of appearance.
+    pub sizes: Vec<(i32, i32)>,
 }
 
 impl FileReport {
@@ -627,8 +629,9 @@ pub fn inspect_file(path: &std::path::Path, demuxer: &str) -> FileReport {
     pipeline.add_many([&src, &demux]).expect("add");
     src.link(&demux).expect("link");
     let streams: Arc<Mutex<Vec<StreamCount>>> = Arc::default();
+    let sizes: Arc<Mutex<Vec<(i32, i32)>>> = Arc::default();
     {
-        let (pl, streams) = (pipeline.clone(), streams.clone());
+        let (pl, streams, sizes) = (pipeline.clone(), streams.clone(), sizes.clone());
         demux.connect_pad_added(move |_, pad| {
             let caps = pad.current_caps().unwrap_or_else(|| pad.query_caps(None));
             let name = caps
@@ -659,6 +662,19 @@ pub fn inspect_file(path: &std::path::Path, demuxer: &str) -> FileReport {
             let sinkpad = sink.static_pad("sink").expect("pad");
             sinkpad.add_probe(gst::PadProbeType::BUFFER, move |_, _| {
                 counter.fetch_add(1, Ordering::SeqCst);
+                gst::PadProbeReturn::Ok
+            });
+            let sizes = sizes.clone();
+            sinkpad.add_probe(gst::PadProbeType::EVENT_DOWNSTREAM, move |_, info| {
+                if let Some(gst::EventView::Caps(c)) = info.event().map(|e| e.view())
+                    && let Some(s) = c.caps().structure(0)
+                    && let (Ok(w), Ok(h)) = (s.get::<i32>("width"), s.get::<i32>("height"))
+                {
+                    let mut sizes = sizes.lock().expect("lock");
+                    if !sizes.contains(&(w, h)) {
+                        sizes.push((w, h));
+                    }
+                }
                 gst::PadProbeReturn::Ok
             });
             dec.connect_pad_added(move |_, p| {
@@ -706,6 +722,7 @@ pub fn inspect_file(path: &std::path::Path, demuxer: &str) -> FileReport {
         .map(|(n, _, c)| (n.clone(), c.load(Ordering::SeqCst)))
         .collect();
     report.pads = streams.iter().map(|(_, p, _)| p.clone()).collect();
+    report.sizes = sizes.lock().expect("lock").clone();
     report
 }
 
