@@ -409,8 +409,13 @@ fn the_src_pad_carries_the_room_as_mpeg_ts() {
         .map(|i| publisher(&server.url, &server, &format!("ts{i}"), "tsroom", i))
         .collect();
     let size = || std::fs::metadata(&ts).map(|m| m.len()).unwrap_or(0);
-    rec.wait("the TS file grows", |_| size() > 200_000);
-    std::thread::sleep(Duration::from_secs(2));
+    rec.wait("the TS file grows", |_| size() > 600_000);
+    // One participant leaves: the room stream goes on with the other.
+    let _ = pubs[0].set_state(gst::State::Null);
+    let at_leave = size();
+    rec.wait("the TS file grows after a leave", |_| {
+        size() > at_leave + 400_000
+    });
     let rec = rec.end();
     for p in pubs {
         let _ = p.set_state(gst::State::Null);

@@ -156,7 +156,10 @@ pub fn install(
                 return gst::PadProbeReturn::Handled;
             }
             UNTIL_KEYFRAME if !key => return gst::PadProbeReturn::Handled,
-            UNTIL_KEYFRAME => state.store(OPEN, Ordering::Release),
+            UNTIL_KEYFRAME => {
+                gst::debug!(super::imp::CAT, "room stream: {pid} passes a key frame");
+                state.store(OPEN, Ordering::Release);
+            }
             _ => {}
         }
         gst::PadProbeReturn::Ok

@@ -258,9 +258,11 @@ fn drop_until_keyframe(pad: &gst::Pad) {
     });
 }
 
-/// MPEG-TS muxing drops buffers whose time stamps go back; a receiver's lip-sync correction
-/// (when the first RTCP sender reports arrive) moves a stream's time back. Hold such buffers
-/// at the last time stamp until the stream's clock catches up.
+/// MPEG-TS muxing needs a time stamp on every buffer, never going back. A receiver's lip-sync
+/// correction (when the first RTCP sender reports arrive) moves a stream's time back, and
+/// GStreamer 1.22's h264parse emits some buffers without a time stamp around key-frame
+/// requests (mpegtsmux then stops muxing that track, and with it the room). Such buffers are
+/// given the last time stamp until the stream's clock catches up.
 fn keep_time_monotonic(pad: &gst::Pad) {
     let last = std::sync::Mutex::new(None::<gst::ClockTime>);
     pad.add_probe(gst::PadProbeType::BUFFER, move |_, info| {
@@ -270,19 +272,21 @@ fn keep_time_monotonic(pad: &gst::Pad) {
         let Some(buf) = info.buffer_mut() else {
             return gst::PadProbeReturn::Ok;
         };
-        let Some(ts) = buf.pts().or(buf.dts()) else {
-            return gst::PadProbeReturn::Ok;
-        };
-        match *last {
-            Some(l) if ts <= l => {
-                let fixed = l + gst::ClockTime::from_nseconds(1);
-                let b = buf.make_mut();
-                b.set_pts(fixed);
-                b.set_dts(fixed);
-                *last = Some(fixed);
+        match (buf.pts().or(buf.dts()), *last) {
+            (Some(ts), Some(l)) if ts <= l => {}
+            (Some(ts), _) => {
+                *last = Some(ts);
+                return gst::PadProbeReturn::Ok;
             }
-            _ => *last = Some(ts),
+            // Nothing to place it by yet.
+            (None, None) => return gst::PadProbeReturn::Handled,
+            (None, Some(_)) => {}
         }
+        let fixed = last.unwrap_or_default() + gst::ClockTime::from_nseconds(1);
+        let b = buf.make_mut();
+        b.set_pts(fixed);
+        b.set_dts(fixed);
+        *last = Some(fixed);
         gst::PadProbeReturn::Ok
     });
 }
