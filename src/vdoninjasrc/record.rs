@@ -246,10 +246,20 @@ fn add_gate(pad: &gst::Pad, gate: &Arc<Mutex<Gate>>, codec: Codec, has_video: bo
 /// matroskamux refuses new caps once it has written its header ("Caps changes are not
 /// supported by Matroska"), which would end the recording when a publisher changes its
 /// resolution. The stream itself carries the change (H.264 parameter sets come with every key
-/// frame, VP8/VP9 key frames give their size), and decoders follow it: so the track keeps its
-/// first caps, and later caps of the same codec are not passed to the muxer.
+/// frame, VP8/VP9 key frames give their size), and decoders follow it: so once media has gone
+/// in, the track keeps its caps, and later caps of the same codec are not passed to the muxer.
+/// (Before that, caps may still be completed: h264parse gives its codec data a little later.)
 fn keep_first_caps(mux_pad: &gst::Pad) {
-    mux_pad.add_probe(gst::PadProbeType::EVENT_DOWNSTREAM, |pad, info| {
+    let started = Arc::new(AtomicBool::new(false));
+    let s = started.clone();
+    mux_pad.add_probe(gst::PadProbeType::BUFFER, move |_, _| {
+        s.store(true, Ordering::Release);
+        gst::PadProbeReturn::Remove
+    });
+    mux_pad.add_probe(gst::PadProbeType::EVENT_DOWNSTREAM, move |pad, info| {
+        if !started.load(Ordering::Acquire) {
+            return gst::PadProbeReturn::Ok;
+        }
         let Some(gst::EventView::Caps(c)) = info.event().map(|e| e.view()) else {
             return gst::PadProbeReturn::Ok;
         };
@@ -262,7 +272,7 @@ fn keep_first_caps(mux_pad: &gst::Pad) {
             gst::info!(
                 super::imp::CAT,
                 obj = pad,
-                "the track changes to {:?}; the file keeps its first caps",
+                "the track changes to {:?}; the file keeps its caps",
                 c.caps()
             );
             return gst::PadProbeReturn::Handled;
