@@ -12,7 +12,8 @@ seconds=${DEMO_SECONDS:-8}
 cargo build --locked --lib --bins --example recording_report
 
 export GST_PLUGIN_PATH="$PWD/target/debug"
-out=${DEMO_OUT:-$PWD/demo-recording}
+# Each run records into a directory of its own, so the report shows just this run.
+out=${DEMO_OUT:-$PWD/demo-recording/$(date -u +%Y%m%dT%H%M%SZ)}
 mkdir -p "$out"
 port=$(( 20000 + RANDOM % 20000 ))
 # Loopback only: no STUN/TURN lookups, host candidates on 127.0.0.1.
