@@ -12,6 +12,9 @@ use common::media::*;
 use gst::prelude::*;
 use gstvdoninja::server::hub::ServerMode;
 
+/// 320x240 at 30 frames per second, what test publishers send.
+const SMALL_VIDEO: &str = "video/x-raw,width=320,height=240,framerate=30/1";
+
 fn publisher(
     server_url: &str,
     server: &Server,
@@ -19,9 +22,21 @@ fn publisher(
     room: &str,
     pattern: u32,
 ) -> gst::Pipeline {
+    publisher_with(server_url, server, stream, room, pattern, SMALL_VIDEO)
+}
+
+/// A publisher whose test video goes through `video` (a launch fragment) to the sink.
+fn publisher_with(
+    server_url: &str,
+    server: &Server,
+    stream: &str,
+    room: &str,
+    pattern: u32,
+    video: &str,
+) -> gst::Pipeline {
     init();
     let desc = format!(
-        "videotestsrc is-live=true pattern={pattern} ! video/x-raw,width=320,height=240,framerate=30/1 ! \
+        "videotestsrc is-live=true pattern={pattern} ! {video} ! \
          vdoninjasink name=s stream-id={stream} room={room} server={server_url} signaling-mode={mode} \
          local-address=127.0.0.1 stun-server=\"\" auto-turn=false password=false \
          audiotestsrc is-live=true freq={freq} ! audio/x-raw,rate=48000,channels=2 ! s.",
@@ -129,9 +144,7 @@ impl Recorder {
 /// Waits until `path` holds some media (a recording starts at a key frame, so growth means
 /// frames are being written), then lets it record `more`.
 fn record_some(path: &Path, more: Duration) {
-    let grown = wait_until(MEDIA_WAIT, || {
-        std::fs::metadata(path).map(|m| m.len()).unwrap_or(0) > 20_000
-    });
+    let grown = wait_until(MEDIA_WAIT, || file_size(path) > 20_000);
     assert!(grown, "{path:?} receives media");
     std::thread::sleep(more);
 }
@@ -144,6 +157,19 @@ fn manifest(dir: &Path) -> serde_json::Value {
         .find(|p| p.extension().is_some_and(|e| e == "json"))
         .expect("a manifest");
     serde_json::from_slice(&std::fs::read(path).expect("read")).expect("JSON")
+}
+
+/// A `vdoninjasrc` (`what`: which streams, and how) whose src pad is written to `ts`.
+fn ts_recorder(server: &Server, what: &str, ts: &Path) -> Recorder {
+    Recorder::start(&format!(
+        "vdoninjasrc {what} {} ! filesink location={}",
+        server.props(),
+        ts.display()
+    ))
+}
+
+fn file_size(path: &Path) -> u64 {
+    std::fs::metadata(path).map_or(0, |m| m.len())
 }
 
 fn recorder_desc(server: &Server, room: &str, dir: &Path, extra: &str) -> String {
@@ -259,17 +285,14 @@ fn a_resolution_change_is_recorded_in_the_same_file() {
     let server = Server::start(ServerMode::Official);
     let dir = tempfile::tempdir().expect("tempdir");
     let mut rec = Recorder::start(&recorder_desc(&server, "resize", dir.path(), ""));
-    let desc = format!(
-        "videotestsrc is-live=true ! videoscale ! capsfilter name=size \
-         caps=video/x-raw,width=320,height=240,framerate=30/1 ! \
-         vdoninjasink name=s stream-id=resizer room=resize server={} signaling-mode={} \
-         local-address=127.0.0.1 stun-server=\"\" auto-turn=false password=false \
-         audiotestsrc is-live=true ! audio/x-raw,rate=48000,channels=2 ! s.",
-        server.url,
-        server.signaling_mode(),
+    let p = publisher_with(
+        &server.url,
+        &server,
+        "resizer",
+        "resize",
+        0,
+        &format!("videoscale ! capsfilter name=size caps={SMALL_VIDEO}"),
     );
-    let p = launch(&desc);
-    p.set_state(gst::State::Playing).expect("publisher plays");
     rec.wait("the recording starts", |r| r.started.len() == 1);
     let path = rec.started[0].1.clone();
     record_some(&path, Duration::from_secs(1));
@@ -283,10 +306,8 @@ fn a_resolution_change_is_recorded_in_the_same_file() {
             .field("framerate", gst::Fraction::new(30, 1))
             .build(),
     );
-    let before = std::fs::metadata(&path).map_or(0, |m| m.len());
-    let grew = wait_until(MEDIA_WAIT, || {
-        std::fs::metadata(&path).map_or(0, |m| m.len()) > before + 150_000
-    });
+    let before = file_size(&path);
+    let grew = wait_until(MEDIA_WAIT, || file_size(&path) > before + 150_000);
     let rec = rec.end();
     let _ = p.set_state(gst::State::Null);
     assert!(grew, "the recording goes on after the change");
@@ -339,11 +360,7 @@ fn a_killed_recorder_leaves_files_that_play() {
             .map(|e| e.path())
             .find(|p| p.extension().is_some_and(|e| e == "mkv"))
     };
-    let size = || {
-        file()
-            .and_then(|f| std::fs::metadata(f).ok())
-            .map_or(0, |m| m.len())
-    };
+    let size = || file().map_or(0, |f| file_size(&f));
     // A couple of seconds of 320x240 video and audio.
     let grew = wait_until(MEDIA_WAIT, || size() > 600_000);
     child.kill().expect("SIGKILL");
@@ -399,16 +416,11 @@ fn the_src_pad_carries_the_room_as_mpeg_ts() {
     let server = Server::start(ServerMode::Fanout);
     let dir = tempfile::tempdir().expect("tempdir");
     let ts = dir.path().join("room.ts");
-    let desc = format!(
-        "vdoninjasrc room=tsroom password=false {} ! filesink location={}",
-        server.props(),
-        ts.display()
-    );
-    let mut rec = Recorder::start(&desc);
+    let mut rec = ts_recorder(&server, "room=tsroom password=false", &ts);
     let pubs: Vec<gst::Pipeline> = (0..2)
         .map(|i| publisher(&server.url, &server, &format!("ts{i}"), "tsroom", i))
         .collect();
-    let size = || std::fs::metadata(&ts).map(|m| m.len()).unwrap_or(0);
+    let size = || file_size(&ts);
     rec.wait("the TS file grows", |_| size() > 600_000);
     // One participant leaves: the room stream goes on with the other.
     let _ = pubs[0].set_state(gst::State::Null);
@@ -433,26 +445,18 @@ fn a_silent_participant_does_not_hold_the_room_stream() {
     let server = Server::start(ServerMode::Official);
     let dir = tempfile::tempdir().expect("tempdir");
     let ts = dir.path().join("silent.ts");
-    let desc = format!(
-        "vdoninjasrc room=quiet password=false {} ! filesink location={}",
-        server.props(),
-        ts.display()
-    );
-    let mut rec = Recorder::start(&desc);
+    let mut rec = ts_recorder(&server, "room=quiet password=false", &ts);
     let talker = publisher(&server.url, &server, "talker", "quiet", 0);
     // The other participant's camera stops without the participant leaving.
-    let quiet = launch(&format!(
-        "videotestsrc is-live=true pattern=1 ! video/x-raw,width=320,height=240,framerate=30/1 ! \
-         valve name=camera ! vdoninjasink name=s stream-id=quiet room=quiet server={} \
-         signaling-mode={} local-address=127.0.0.1 stun-server=\"\" auto-turn=false \
-         password=false audiotestsrc is-live=true ! audio/x-raw,rate=48000,channels=2 ! s.",
-        server.url,
-        server.signaling_mode()
-    ));
-    quiet
-        .set_state(gst::State::Playing)
-        .expect("publisher plays");
-    let size = || std::fs::metadata(&ts).map(|m| m.len()).unwrap_or(0);
+    let quiet = publisher_with(
+        &server.url,
+        &server,
+        "quiet",
+        "quiet",
+        1,
+        &format!("{SMALL_VIDEO} ! valve name=camera"),
+    );
+    let size = || file_size(&ts);
     rec.wait("the TS file grows", |_| size() > 600_000);
     quiet
         .by_name("camera")
@@ -477,17 +481,12 @@ fn a_vp8_publisher_is_transcoded_for_the_ts_stream() {
     let server = Server::start(ServerMode::Official);
     let dir = tempfile::tempdir().expect("tempdir");
     let ts = dir.path().join("vp8.ts");
-    let desc = format!(
-        "vdoninjasrc stream-id=webcam {} ! filesink location={}",
-        server.props(),
-        ts.display()
-    );
-    let mut rec = Recorder::start(&desc);
+    let mut rec = ts_recorder(&server, "stream-id=webcam", &ts);
     let b = common::browser::BrowserPublisher::start(&server, "webcam", None);
     rec.wait("a warning says it is transcoded", |r| {
         r.warnings.iter().any(|w| w.contains("transcoding"))
     });
-    let size = || std::fs::metadata(&ts).map(|m| m.len()).unwrap_or(0);
+    let size = || file_size(&ts);
     rec.wait("the TS file grows", |_| size() > 50_000);
     let rec = rec.end();
     b.stop();

@@ -139,7 +139,6 @@ pub fn install(
         let Some(buf) = info.buffer() else {
             return gst::PadProbeReturn::Ok;
         };
-        let key = !video || is_key_frame(Codec::H264, buf);
         match state.load(Ordering::Acquire) {
             HELD => {
                 // Held media keeps the admission's clock going when nothing else flows.
@@ -155,7 +154,10 @@ pub fn install(
                 }
                 return gst::PadProbeReturn::Handled;
             }
-            UNTIL_KEYFRAME if !key => return gst::PadProbeReturn::Handled,
+            // Only a gate waiting for a key frame looks into the media.
+            UNTIL_KEYFRAME if video && !is_key_frame(Codec::H264, buf) => {
+                return gst::PadProbeReturn::Handled;
+            }
             UNTIL_KEYFRAME => {
                 gst::debug!(super::imp::CAT, "room stream: {pid} passes a key frame");
                 state.store(OPEN, Ordering::Release);
