@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use common::media::*;
+use common::recorder::{Recorder, file_size, record_some};
 use gst::prelude::*;
 use gstvdoninja::server::hub::ServerMode;
 
@@ -51,104 +52,6 @@ fn publisher_with(
     p
 }
 
-impl Drop for Recorder {
-    fn drop(&mut self) {
-        let _ = self.pipeline.set_state(gst::State::Null);
-    }
-}
-
-/// Messages a recorder pipeline posted, collected as they come.
-struct Recorder {
-    pipeline: gst::Pipeline,
-    started: Vec<(String, PathBuf)>,
-    finished: Vec<(String, PathBuf, gst::ClockTime, u64)>,
-    warnings: Vec<String>,
-    errors: Vec<String>,
-}
-
-impl Recorder {
-    fn start(desc: &str) -> Self {
-        let pipeline = launch(desc);
-        pipeline
-            .set_state(gst::State::Playing)
-            .expect("recorder plays");
-        Self {
-            pipeline,
-            started: Vec::new(),
-            finished: Vec::new(),
-            warnings: Vec::new(),
-            errors: Vec::new(),
-        }
-    }
-
-    /// Drains the bus; true on EOS.
-    fn poll(&mut self) -> bool {
-        let bus = self.pipeline.bus().expect("bus");
-        let mut eos = false;
-        while let Some(msg) = bus.pop() {
-            match msg.view() {
-                gst::MessageView::Element(e) => {
-                    let Some(s) = e.structure() else { continue };
-                    let sid = s.get::<String>("stream-id").unwrap_or_default();
-                    let loc = PathBuf::from(s.get::<String>("location").unwrap_or_default());
-                    match s.name().as_str() {
-                        "vdoninja/recording-started" => self.started.push((sid, loc)),
-                        "vdoninja/recording-finished" => self.finished.push((
-                            sid,
-                            loc,
-                            s.get::<gst::ClockTime>("duration").unwrap_or_default(),
-                            s.get::<u64>("bytes").unwrap_or_default(),
-                        )),
-                        _ => {}
-                    }
-                }
-                gst::MessageView::Warning(w) => self.warnings.push(w.error().to_string()),
-                gst::MessageView::Error(e) => self.errors.push(e.error().to_string()),
-                gst::MessageView::Eos(_) => eos = true,
-                _ => {}
-            }
-        }
-        eos
-    }
-
-    fn wait(&mut self, what: &str, mut cond: impl FnMut(&Self) -> bool) {
-        let ok = wait_until(MEDIA_WAIT, || {
-            self.poll();
-            cond(self)
-        });
-        assert!(
-            ok,
-            "{what}: started {:?} finished {:?} warnings {:?} errors {:?}",
-            self.started, self.finished, self.warnings, self.errors
-        );
-    }
-
-    /// Sends EOS like `gst-launch-1.0 -e` on Ctrl-C and waits for the pipeline's EOS.
-    fn end(mut self) -> Self {
-        self.pipeline.send_event(gst::event::Eos::new());
-        let mut eos = false;
-        let ok = wait_until(MEDIA_WAIT, || {
-            eos |= self.poll();
-            eos
-        });
-        assert!(
-            ok,
-            "the pipeline ends after EOS (finished {:?})",
-            self.finished
-        );
-        let _ = self.pipeline.set_state(gst::State::Null);
-        self
-    }
-}
-
-/// Waits until `path` holds some media (a recording starts at a key frame, so growth means
-/// frames are being written), then lets it record `more`.
-fn record_some(path: &Path, more: Duration) {
-    let grown = wait_until(MEDIA_WAIT, || file_size(path) > 20_000);
-    assert!(grown, "{path:?} receives media");
-    std::thread::sleep(more);
-}
-
 fn manifest(dir: &Path) -> serde_json::Value {
     let path = std::fs::read_dir(dir)
         .expect("dir")
@@ -168,9 +71,6 @@ fn ts_recorder(server: &Server, what: &str, ts: &Path) -> Recorder {
     ))
 }
 
-fn file_size(path: &Path) -> u64 {
-    std::fs::metadata(path).map_or(0, |m| m.len())
-}
 
 fn recorder_desc(server: &Server, room: &str, dir: &Path, extra: &str) -> String {
     format!(

@@ -16,18 +16,18 @@ pub fn make(factory: &str, name: Option<&str>) -> Result<gst::Element, String> {
         .map_err(|_| format!("the GStreamer element {factory} is not installed"))
 }
 
-/// The peer a bus message's source belongs to: the `peer<N>` child bin of `element` it is in.
+/// The peer a bus message's source belongs to: the child bin of `element` it is in, named
+/// `peer<N>` or `peer<N>-<what>` (a peer's parts that live outside its own bin).
 pub fn peer_of(element: &gst::Element, src: &gst::Object) -> Option<PeerId> {
     let me = element.upcast_ref::<gst::Object>();
     let mut cur = Some(src.clone());
     while let Some(o) = cur {
         let parent = o.parent();
         if parent.as_ref() == Some(me) {
-            return o
-                .name()
-                .strip_prefix("peer")
-                .and_then(|n| n.parse().ok())
-                .map(PeerId);
+            let name = o.name();
+            let n = name.strip_prefix("peer")?;
+            let n = n.split_once('-').map_or(n, |(n, _)| n);
+            return n.parse().ok().map(PeerId);
         }
         cur = parent;
     }

@@ -51,6 +51,8 @@ struct Shared {
     mids: Mutex<Vec<Option<String>>>,
     ops: Mutex<negotiate::Ops>,
     munging: Munging,
+    /// The last remote offer as applied, for edits of our answer to it.
+    remote_offer: Mutex<Option<String>>,
 }
 
 impl Shared {
@@ -111,6 +113,7 @@ impl Peer {
             mids: Mutex::new(Vec::new()),
             ops: Mutex::new(negotiate::Ops::default()),
             munging: opts.munging,
+            remote_offer: Mutex::new(None),
         });
         Self::connect_signals(&webrtc, &shared);
         Ok(Self {

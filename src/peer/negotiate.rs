@@ -19,7 +19,7 @@ use crate::protocol::message::{SdpType, SessionDescription};
 pub struct Munging {
     /// Offers: advertise H.264 as constrained baseline 42e01f, pm=1 (§6.2).
     pub h264_baseline: bool,
-    /// Answers: put this video codec first (§6.2).
+    /// Remote offers: put this video codec first, so that webrtcbin answers with it (§6.2).
     pub prefer_video_codec: Option<String>,
 }
 
@@ -136,8 +136,9 @@ fn set_local(shared: &Arc<Shared>, desc: WebRTCSessionDescription) {
             text = sdp::advertise_h264_baseline(&text)
         }
         SdpType::Answer => {
-            if let Some(codec) = &shared.munging.prefer_video_codec {
-                text = sdp::prefer_video_codec(&text, codec);
+            let offer = shared.remote_offer.lock().ok().and_then(|o| o.clone());
+            if let Some(offer) = offer {
+                text = sdp::mirror_h264_profiles(&text, &offer);
             }
         }
         _ => {}
@@ -167,11 +168,20 @@ fn remote(shared: &Arc<Shared>, desc: SessionDescription) {
     let Some(webrtc) = shared.webrtc.upgrade() else {
         return;
     };
-    let Ok(msg) = gst_sdp::SDPMessage::parse_buffer(desc.sdp.as_bytes()) else {
+    let is_offer = desc.kind == SdpType::Offer;
+    let mut text = desc.sdp;
+    if is_offer {
+        if let Some(codec) = &shared.munging.prefer_video_codec {
+            text = sdp::prefer_video_codec(&text, codec);
+        }
+        if let Ok(mut o) = shared.remote_offer.lock() {
+            *o = Some(text.clone());
+        }
+    }
+    let Ok(msg) = gst_sdp::SDPMessage::parse_buffer(text.as_bytes()) else {
         return failed(shared, "the remote SDP does not parse".into());
     };
-    let is_offer = desc.kind == SdpType::Offer;
-    if is_offer && sdp::unsafe_for_webrtcbin(&desc.sdp) {
+    if is_offer && sdp::unsafe_for_webrtcbin(&text) {
         return failed(
             shared,
             "the offer's first m-line is the data channel and its media announce no SSRC \

@@ -100,13 +100,37 @@ pub fn advertise_h264_baseline(sdp: &str) -> String {
     join(result)
 }
 
+/// The `a=fmtp:` parameters of every payload type, as `(payload type, parameters)`.
+fn fmtps(sdp: &str) -> Vec<(&str, &str)> {
+    lines(sdp)
+        .filter_map(|l| l.strip_prefix("a=fmtp:")?.split_once(' '))
+        .collect()
+}
+
+/// The value of `key` in an fmtp parameter list (`a=1;b=2`).
+fn fmtp_param<'a>(params: &'a str, key: &str) -> Option<&'a str> {
+    params.split(';').find_map(|p| {
+        let (k, v) = p.trim().split_once('=')?;
+        (k == key).then_some(v)
+    })
+}
+
 /// Moves the payload types of `codec` to the front of every `m=video` line (the answerer's way
-/// of choosing the codec, §6.2). Unknown codecs leave the SDP unchanged.
+/// of choosing the codec, §6.2); among H.264 ones, `packetization-mode=1` first (mode 0 cannot
+/// fragment large frames). Applied to a remote offer, it makes webrtcbin answer with that codec.
+/// Unknown codecs leave the SDP unchanged.
 pub fn prefer_video_codec(sdp: &str, codec: &str) -> String {
-    let preferred = payload_types(sdp, codec);
+    let mut preferred = payload_types(sdp, codec);
     if preferred.is_empty() {
         return sdp.to_string();
     }
+    let params = fmtps(sdp);
+    let fragmenting = |pt: &&str| {
+        params
+            .iter()
+            .any(|(p, f)| p == pt && fmtp_param(f, "packetization-mode") == Some("1"))
+    };
+    preferred.sort_by_key(|pt| !fragmenting(pt));
     let out = lines(sdp)
         .map(|l| {
             let Some(rest) = l.strip_prefix("m=video ") else {
@@ -117,11 +141,41 @@ pub fn prefer_video_codec(sdp: &str, codec: &str) -> String {
                 return l.to_string();
             }
             let fmts = parts.split_off(2);
-            let (first, others): (Vec<&str>, Vec<&str>) =
-                fmts.into_iter().partition(|pt| preferred.contains(pt));
-            parts.extend(first);
-            parts.extend(others);
+            let others = fmts.iter().filter(|pt| !preferred.contains(pt));
+            let first = preferred.iter().filter(|pt| fmts.contains(pt));
+            parts.extend(first.chain(others).copied().collect::<Vec<_>>());
             format!("m=video {}", parts.join(" "))
+        })
+        .collect();
+    join(out)
+}
+
+/// Gives every H.264 payload type of our answer whose fmtp names no `profile-level-id` the one
+/// the offer gave it. webrtcbin 1.22 leaves it out; browsers then assume baseline level 1.0
+/// (RN mirrors the offer's profile for the same reason, §6.2).
+pub fn mirror_h264_profiles(answer: &str, offer: &str) -> String {
+    let offered = fmtps(offer);
+    let profile_of = |pt: &str| {
+        offered
+            .iter()
+            .find(|(p, _)| *p == pt)
+            .and_then(|(_, f)| fmtp_param(f, "profile-level-id"))
+    };
+    let h264 = payload_types(answer, "H264");
+    if h264.is_empty() {
+        return answer.to_string();
+    }
+    let out = lines(answer)
+        .map(|l| {
+            if let Some((pt, params)) = l.strip_prefix("a=fmtp:").and_then(|r| r.split_once(' '))
+                && h264.contains(&pt)
+                && fmtp_param(params, "profile-level-id").is_none()
+                && let Some(profile) = profile_of(pt)
+            {
+                format!("a=fmtp:{pt} {params};profile-level-id={profile}")
+            } else {
+                l.to_string()
+            }
         })
         .collect();
     join(out)
@@ -233,6 +287,34 @@ mod tests {
         assert_eq!(prefer_video_codec(OFFER, "AV1"), OFFER);
         assert_eq!(codecs_of(&s, "video"), ["H264", "VP8"]);
         assert_eq!(codecs_of(&s, "audio"), ["OPUS"]);
+    }
+
+    #[test]
+    fn h264_with_fragmentation_goes_first() {
+        let offer = "v=0\r\nm=video 9 UDP/TLS/RTP/SAVPF 96 100 102 103\r\n\
+            a=rtpmap:96 VP8/90000\r\na=rtpmap:100 H264/90000\r\n\
+            a=fmtp:100 packetization-mode=0;profile-level-id=42001f\r\n\
+            a=rtpmap:102 H264/90000\r\n\
+            a=fmtp:102 level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42001f\r\n\
+            a=rtpmap:103 rtx/90000\r\na=fmtp:103 apt=102\r\n";
+        let s = prefer_video_codec(offer, "h264");
+        assert!(s.contains("m=video 9 UDP/TLS/RTP/SAVPF 102 100 96 103\r\n"), "{s}");
+    }
+
+    /// The answer webrtcbin 1.22 gave the web app's H.264 offer (trimmed).
+    #[test]
+    fn answers_get_the_offered_h264_profile() {
+        let offer = "v=0\r\nm=video 9 UDP/TLS/RTP/SAVPF 102 96\r\na=rtpmap:102 H264/90000\r\n\
+            a=fmtp:102 level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42001f\r\n\
+            a=rtpmap:96 VP8/90000\r\n";
+        let answer = "v=0\r\nm=video 9 UDP/TLS/RTP/SAVPF 102\r\na=rtpmap:102 H264/90000\r\n\
+            a=fmtp:102 packetization-mode=1;level-asymmetry-allowed=1\r\na=recvonly\r\n";
+        let s = mirror_h264_profiles(answer, offer);
+        assert!(s.contains(
+            "a=fmtp:102 packetization-mode=1;level-asymmetry-allowed=1;profile-level-id=42001f\r\n"
+        ));
+        assert_eq!(mirror_h264_profiles(&s, offer), s, "a profile is never added twice");
+        assert_eq!(mirror_h264_profiles(OFFER, offer), OFFER);
     }
 
     #[test]

@@ -89,14 +89,14 @@ impl VdoNinjaSrc {
 
     fn add_remote(&self, peer: PeerId, uuid: String, stream_id: String) -> Result<(), String> {
         let settings = self.settings().clone();
-        let (ice, inputs) = {
+        let (ice, inputs, video_codec) = {
             let st = self.state();
             let inputs = st
                 .driver
                 .as_ref()
                 .and_then(|d| d.sender())
                 .ok_or("signaling is not running")?;
-            (st.ice.clone(), inputs)
+            (st.ice.clone(), inputs, st.video_codec)
         };
         let opts = PeerOptions {
             id: peer,
@@ -104,10 +104,7 @@ impl VdoNinjaSrc {
             latency_ms: Some(settings.latency),
             munging: Munging {
                 h264_baseline: false,
-                prefer_video_codec: settings
-                    .video_codec
-                    .codec()
-                    .map(|c| c.encoding_name().to_string()),
+                prefer_video_codec: video_codec.map(|c| c.encoding_name().to_string()),
             },
         };
         let p = Peer::new(opts, inputs).map_err(|e| e.to_string())?;
@@ -204,7 +201,7 @@ impl VdoNinjaSrc {
                         let _ = tx.send(Input::RequestKeyframe { peer });
                     }
                 };
-                mux.add_track(obj.upcast_ref(), track.codec, src.upcast_ref(), ask)
+                mux.add_track(obj.upcast_ref(), peer, track.codec, src.upcast_ref(), ask)
             }) {
                 Ok((t, transcoded)) => {
                     if transcoded {

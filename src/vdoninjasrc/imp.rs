@@ -93,6 +93,8 @@ pub(super) struct State {
     pub tsmux: Option<super::tsmux::RoomMux>,
     /// EOS was asked for: post ours once every file is final.
     pub eos: bool,
+    /// The video codec asked of publishers (`video-codec`, or H.264 for the MPEG-TS path).
+    pub video_codec: Option<crate::common::codec::Codec>,
 }
 
 #[derive(Default)]
@@ -195,6 +197,7 @@ impl VdoNinjaSrc {
             .map(|p| Manifest::new(&p.directory(), settings.common.room.clone()));
         let mut st = self.state();
         st.ice = base_ice;
+        st.video_codec = video_codec;
         st.driver = Some(driver);
         st.pattern = pattern;
         st.manifest = manifest;

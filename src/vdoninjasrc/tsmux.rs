@@ -15,6 +15,7 @@ use gst::prelude::*;
 use super::tsgate::{self, SharedRoom};
 use crate::common::codec::{Codec, best_decoder};
 use crate::common::driver::Runner;
+use crate::protocol::machine::PeerId;
 
 /// One participant track feeding the mux.
 pub struct TsTrack {
@@ -106,12 +107,14 @@ impl RoomMux {
     pub fn add_track(
         &self,
         parent: &gst::Bin,
+        peer: PeerId,
         codec: Codec,
         source: &gst::Pad,
         ask_keyframe: impl Fn() + Send + Sync + 'static,
     ) -> Result<(TsTrack, bool), String> {
         static N: AtomicU32 = AtomicU32::new(0);
-        let bin = gst::Bin::with_name(&format!("ts{}", N.fetch_add(1, Ordering::Relaxed)));
+        // Named after its peer: an error inside it fails that peer alone (`peer_of`).
+        let bin = gst::Bin::with_name(&format!("{peer}-ts{}", N.fetch_add(1, Ordering::Relaxed)));
         let queue = make("queue")?;
         queue.set_property("max-size-time", 3_000_000_000u64);
         let mut chain = vec![queue.clone()];

@@ -8,6 +8,7 @@
 pub mod browser;
 pub mod media;
 pub mod proxy;
+pub mod recorder;
 
 use std::net::SocketAddr;
 use std::time::Duration;

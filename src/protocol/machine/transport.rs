@@ -205,7 +205,11 @@ impl Machine {
                 let opts = &self.cfg.view_options;
                 let mut r = ViewerRequest::new(opts.audio, opts.video);
                 r.bitrate = opts.bitrate;
-                r.prefer_video_codec = opts.video_codec.clone();
+                // No `preferVideoCodec`: the web app then reorders our answer itself, and its
+                // edit joins a one-codec `m=video` line with the next line, which throws in its
+                // bitrate code and stops the negotiation (seen with v26.1). The codec is chosen
+                // by our answer instead (the offer's codecs are reordered before webrtcbin
+                // answers), which every publisher follows.
                 r.info.label = self.cfg.label.clone();
                 r.info.vb_url = opts.bitrate;
                 r.info.codec_url = opts.video_codec.clone();
