@@ -17,6 +17,7 @@ use std::time::{Duration, Instant};
 
 use common::media::*;
 use common::recorder::{Recorder, file_size};
+use gst::prelude::*;
 
 /// How long real peers get to start (Chromium and publish.py take several seconds).
 const PEER_WAIT: Duration = Duration::from_secs(45);
@@ -237,4 +238,338 @@ fn webapp_guests_are_recorded_vp8() {
 #[ignore = "needs ../shared/realpeers: scripts/realpeers.sh"]
 fn webapp_guests_are_recorded_h264() {
     record_webapp_room(8452, "rproomh264", "video-codec=h264", "video/x-h264");
+}
+
+/// The demuxer for a recorded file, by its extension.
+fn demuxer_for(path: &Path) -> &'static str {
+    match path.extension().and_then(|e| e.to_str()) {
+        Some("ts") => "tsdemux",
+        Some("mp4" | "mov") => "qtdemux",
+        _ => "matroskademux",
+    }
+}
+
+#[test]
+#[ignore = "needs ../shared/realpeers: scripts/realpeers.sh"]
+fn webapp_guests_as_one_mpegts_stream() {
+    let h = Harness::start(8453);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let ts = dir.path().join("room.ts");
+    let guests = ["guestA", "guestB"];
+    let _browsers: Vec<Proc> = guests
+        .iter()
+        .map(|g| h.browser_guest(g, "rproomts", ""))
+        .collect();
+    let mut rec = Recorder::start(&format!(
+        "vdoninjasrc room=rproomts password={PASSWORD} {} ! filesink location={}",
+        h.props(),
+        ts.display()
+    ));
+    let ok = wait_until(PEER_WAIT, || {
+        rec.poll();
+        rec.added.len() >= guests.len() && file_size(&ts) > 200_000
+    });
+    assert!(
+        ok,
+        "both guests reach the room stream: added {:?}, {} bytes, warnings {:?}, errors {:?}",
+        rec.added,
+        file_size(&ts),
+        rec.warnings,
+        rec.errors
+    );
+    std::thread::sleep(RECORD_FOR);
+    let rec = rec.end();
+    assert!(rec.errors.is_empty(), "no errors: {:?}", rec.errors);
+    let r = inspect_file(&ts, "tsdemux");
+    eprintln!("{}: {r:?}", ts.display());
+    assert!(r.errors.is_empty(), "the stream decodes to the end: {r:?}");
+    // The web app agrees to H.264 when asked: no transcoding, two video and two audio PIDs.
+    assert_eq!(r.decoded_tracks("video/x-h264"), 2, "{r:?}");
+    assert_eq!(r.decoded_tracks("audio/x-opus"), 2, "{r:?}");
+    assert!(
+        !rec.warnings.iter().any(|w| w.contains("transcoding")),
+        "{:?}",
+        rec.warnings
+    );
+}
+
+/// `vdoninjasink` publishing a test pattern and a tone as `stream`.
+fn our_publisher(h: &Harness, stream: &str, extra: &str) -> gst::Pipeline {
+    let p = launch(&format!(
+        "videotestsrc is-live=true pattern=ball ! video/x-raw,width=640,height=360,framerate=30/1 ! \
+         vdoninjasink name=s stream-id={stream} password={PASSWORD} {} {extra} \
+         audiotestsrc is-live=true ! audio/x-raw,rate=48000,channels=2 ! s.",
+        h.props()
+    ));
+    p.set_state(gst::State::Playing).expect("publisher plays");
+    p
+}
+
+#[test]
+#[ignore = "needs ../shared/realpeers: scripts/realpeers.sh"]
+fn webapp_views_vdoninjasink() {
+    let h = Harness::start(8454);
+    let publisher = our_publisher(&h, "rpsink", "");
+    let params = format!("view=rpsink&password={PASSWORD}");
+    let viewer = h.spawn("browser-view", "browser-view.sh", &[&params, "60", "90"], &[]);
+    let (ok, log) = viewer.wait(Duration::from_secs(90));
+    let errors = bus_errors(&publisher);
+    let _ = publisher.set_state(gst::State::Null);
+    let frames = log
+        .lines()
+        .find_map(|l| l.strip_prefix("FRAMES_DECODED="))
+        .and_then(|n| n.trim().parse::<u64>().ok())
+        .unwrap_or(0);
+    eprintln!("the web app decoded {frames} frames");
+    assert!(ok && frames >= 90, "the web app decodes our stream:\n{log}");
+    assert!(errors.is_empty(), "{errors:?}");
+}
+
+#[test]
+#[ignore = "needs ../shared/realpeers: scripts/realpeers.sh"]
+fn publish_py_to_vdoninjasrc() {
+    let h = Harness::start(8455);
+    let _rpi = h.spawn(
+        "publish.py",
+        "rpi-publish.sh",
+        &["rppy", "--password", PASSWORD, "--h264"],
+        &[("DURATION", "90")],
+    );
+    let src = SrcHarness::start(&format!("stream-id=rppy password={PASSWORD} {}", h.props()));
+    let ok = wait_until(PEER_WAIT, || {
+        src.frames("video_rppy") >= 90 && src.frames("audio_rppy") >= 90
+    });
+    let (v, a) = (src.frames("video_rppy"), src.frames("audio_rppy"));
+    let warnings = src.warnings();
+    src.stop();
+    eprintln!("decoded from publish.py: {v} pictures, {a} audio buffers");
+    assert!(ok, "publish.py's stream decodes: {v} video, {a} audio, {warnings:?}");
+}
+
+#[test]
+#[ignore = "needs ../shared/realpeers: scripts/realpeers.sh"]
+fn publish_py_records_vdoninjasink() {
+    let h = Harness::start(8456);
+    let out = tempfile::tempdir().expect("tempdir");
+    let publisher = our_publisher(&h, "rprec", "");
+    let outdir = out.path().to_string_lossy().to_string();
+    let recorder = h.spawn(
+        "publish.py-record",
+        "rpi-record.sh",
+        &["rprec", &outdir, "--password", PASSWORD],
+        &[("DURATION", "20")],
+    );
+    let (_, log) = recorder.wait(Duration::from_secs(75));
+    let _ = publisher.set_state(gst::State::Null);
+    let files: Vec<PathBuf> = std::fs::read_dir(out.path())
+        .expect("dir")
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .filter(|p| {
+            file_size(p) > 0
+                && p.extension()
+                    .is_some_and(|e| ["ts", "webm", "mkv", "mp4"].contains(&&*e.to_string_lossy()))
+        })
+        .collect();
+    assert!(!files.is_empty(), "publish.py wrote files:\n{log}");
+    let mut video_frames = 0;
+    let mut audio_frames = 0;
+    for f in &files {
+        let r = inspect_file(f, demuxer_for(f));
+        eprintln!("{}: {r:?}", f.display());
+        assert!(r.all_decoded(), "{f:?} decodes to the end: {r:?}");
+        for (caps, n) in &r.streams {
+            if caps.starts_with("video/") {
+                video_frames += n;
+            } else if caps.starts_with("audio/") {
+                audio_frames += n;
+            }
+        }
+    }
+    // About 20 s at 30 frames per second were sent; publish.py starts late and stops early.
+    assert!(video_frames >= 150, "{video_frames} pictures in {files:?}");
+    assert!(audio_frames >= 150, "{audio_frames} audio frames in {files:?}");
+}
+
+/// `vdoninja-server --official` with the harness's certificate, on `port`.
+struct OfficialServer(Child);
+
+impl OfficialServer {
+    fn start(h: &Harness, port: u16) -> Self {
+        let child = Command::new(env!("CARGO_BIN_EXE_vdoninja-server"))
+            .args(["--official", "--quiet", "--listen", &format!("127.0.0.1:{port}")])
+            .arg("--tls-cert")
+            .arg(h.peers.join("webserver/cert.pem"))
+            .arg("--tls-key")
+            .arg(h.peers.join("webserver/key.pem"))
+            .spawn()
+            .expect("vdoninja-server starts");
+        let up = wait_until(Duration::from_secs(10), || {
+            std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+        });
+        assert!(up, "vdoninja-server listens on {port}");
+        Self(child)
+    }
+}
+
+impl Drop for OfficialServer {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+#[ignore = "needs ../shared/realpeers: scripts/realpeers.sh"]
+fn official_webapp_with_our_official_server() {
+    let h = Harness::start(8457);
+    let port = 8467;
+    let _server = OfficialServer::start(&h, port);
+    let props = format!(
+        "server=wss://127.0.0.1:{port} signaling-mode=official tls-ca-file={} stun-server=\"\" auto-turn=false",
+        h.ca().display()
+    );
+    let dir = tempfile::tempdir().expect("tempdir");
+    // The official page in a room, recorded by us; and it views our own publisher.
+    let _guest = h.spawn(
+        "official-guest",
+        "browser-publish.sh",
+        &[
+            &format!("push=offguest&room=rproomoff&password={PASSWORD}&wss2=127.0.0.1:{port}"),
+            "120",
+        ],
+        &[("PAGE", "official.html")],
+    );
+    let mut rec = Recorder::start(&format!(
+        "vdoninjasrc room=rproomoff password={PASSWORD} record-location={}/%s-%t.mkv {props}",
+        dir.path().display()
+    ));
+    let publisher = launch(&format!(
+        "videotestsrc is-live=true ! video/x-raw,width=640,height=360,framerate=30/1 ! \
+         vdoninjasink name=s stream-id=offsink password={PASSWORD} {props} \
+         audiotestsrc is-live=true ! audio/x-raw,rate=48000,channels=2 ! s."
+    ));
+    publisher.set_state(gst::State::Playing).expect("plays");
+    let viewer = h.spawn(
+        "official-viewer",
+        "browser-view.sh",
+        &[
+            &format!("view=offsink&password={PASSWORD}&wss2=127.0.0.1:{port}"),
+            "60",
+            "60",
+        ],
+        &[("PAGE", "official.html")],
+    );
+    let (viewed, view_log) = viewer.wait(Duration::from_secs(90));
+    let _ = publisher.set_state(gst::State::Null);
+    assert!(viewed, "the official page decodes vdoninjasink:\n{view_log}");
+    let ok = wait_until(PEER_WAIT, || {
+        rec.poll();
+        rec.started.iter().any(|(_, p)| file_size(p) > 20_000)
+    });
+    assert!(
+        ok,
+        "the official page's guest is recorded: {:?} {:?}",
+        rec.started, rec.warnings
+    );
+    std::thread::sleep(RECORD_FOR);
+    let rec = rec.end();
+    let files = recordings(dir.path());
+    assert_eq!(files.len(), 1, "{files:?} {:?}", rec.finished);
+    let r = inspect_file(&files[0], "matroskademux");
+    eprintln!("{}: {r:?}", files[0].display());
+    assert!(r.all_decoded(), "{r:?}");
+    assert_eq!(r.count("video/"), 1, "{r:?}");
+    assert_eq!(r.count("audio/x-opus"), 1, "{r:?}");
+}
+
+/// coturn, as the issue gives it, on the harness's veth address.
+struct Coturn(Child);
+
+impl Coturn {
+    const ADDR: &str = "198.18.0.1";
+
+    fn start(logs: &Path) -> Self {
+        let log = std::fs::File::create(logs.join("coturn.log")).expect("log");
+        let child = Command::new("turnserver")
+            .args([
+                "-n",
+                "--no-cli",
+                "--no-tls",
+                "--no-dtls",
+                "--listening-port=3478",
+                "--lt-cred-mech",
+                "--user=rpuser:rppass",
+                "--realm=rprealm",
+                "--allow-loopback-peers",
+                "--min-port=49160",
+                "--max-port=49300",
+                "--log-file=stdout",
+                "--simple-log",
+                "--verbose",
+            ])
+            .arg(format!("--listening-ip={}", Self::ADDR))
+            .arg(format!("--relay-ip={}", Self::ADDR))
+            .arg(format!("--pidfile={}", logs.join("coturn.pid").display()))
+            .stdout(log.try_clone().expect("log"))
+            .stderr(log)
+            .spawn()
+            .expect("turnserver starts (Debian's coturn)");
+        Self(child)
+    }
+}
+
+impl Drop for Coturn {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+#[ignore = "needs ../shared/realpeers: scripts/realpeers.sh"]
+fn relay_only_through_coturn() {
+    let h = Harness::start(8458);
+    let _turn = Coturn::start(h.logs.path());
+    let dir = tempfile::tempdir().expect("tempdir");
+    let _guest = h.browser_guest("relayguest", "rproomrelay", "");
+    let mut rec = Recorder::start(&format!(
+        "vdoninjasrc name=src room=rproomrelay password={PASSWORD} record-location={}/%s-%t.mkv {} \
+         turn-servers=turn://rpuser:rppass@{}:3478 ice-transport-policy=relay",
+        dir.path().display(),
+        h.props(),
+        Coturn::ADDR
+    ));
+    let ok = wait_until(PEER_WAIT, || {
+        rec.poll();
+        rec.started.iter().any(|(_, p)| file_size(p) > 20_000)
+    });
+    let turn_log = std::fs::read_to_string(h.logs.path().join("coturn.log")).unwrap_or_default();
+    assert!(
+        ok,
+        "the guest is recorded over the relay: {:?} {:?}\ncoturn:\n{turn_log}",
+        rec.started, rec.warnings
+    );
+    let src = rec.pipeline.by_name("src").expect("src");
+    let stats = src.property::<gst::Structure>("stats");
+    eprintln!("stats: {stats}");
+    let pair = stats.iter().find_map(|(_, v)| {
+        v.get::<gst::Structure>()
+            .ok()
+            .and_then(|s| s.get::<String>("candidate-type").ok())
+    });
+    assert_eq!(pair.as_deref(), Some("relay"), "{stats}");
+    std::thread::sleep(RECORD_FOR);
+    let _rec = rec.end();
+    let files = recordings(dir.path());
+    assert_eq!(files.len(), 1, "{files:?}");
+    let r = inspect_file(&files[0], "matroskademux");
+    eprintln!("{}: {r:?}", files[0].display());
+    assert!(r.all_decoded(), "{r:?}");
+    assert_eq!(r.count("video/"), 1, "{r:?}");
+    assert_eq!(r.count("audio/x-opus"), 1, "{r:?}");
+    assert!(
+        turn_log.contains("ALLOCATE") || turn_log.to_lowercase().contains("allocat"),
+        "coturn allocated:\n{turn_log}"
+    );
 }

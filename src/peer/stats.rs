@@ -32,8 +32,18 @@ fn get_stats(webrtc: &gst::Element) -> Option<gst::Structure> {
     rx.recv_timeout(STATS_TIMEOUT).ok().flatten()
 }
 
+/// The `candidate-type` of the candidate whose statistics are filed under `id`. (webrtcbin
+/// 1.22 names its local candidates' structures `remote-candidate`: go by the id.)
+fn candidate_type(stats: &gst::StructureRef, id: &str) -> Option<String> {
+    stats
+        .get::<gst::Structure>(id)
+        .ok()?
+        .get::<String>("candidate-type")
+        .ok()
+}
+
 /// Adds to `s`: `connection-state`, and when webrtcbin answers in time `candidate-type`
-/// (host/srflx/relay of our side), `rtt-ms`, `bytes-sent`, `bytes-received`,
+/// (host/srflx/prflx/relay: our side of the selected candidate pair), `rtt-ms`, `bytes-sent`, `bytes-received`,
 /// `packets-received`, `packets-lost`.
 pub fn add_summary(s: &mut gst::Structure, webrtc: &gst::Element) {
     let conn = webrtc.property::<gst_webrtc::WebRTCPeerConnectionState>("connection-state");
@@ -63,11 +73,10 @@ pub fn add_summary(s: &mut gst::Structure, webrtc: &gst::Element) {
         if name.contains("remote-inbound") {
             lost += number(&st, "packets-lost").unwrap_or(0.0).max(0.0);
         }
-        if candidate.is_none()
-            && name.contains("local-candidate")
-            && let Ok(t) = st.get::<String>("candidate-type")
+        if name == "candidate-pair"
+            && let Ok(local) = st.get::<String>("local-candidate-id")
         {
-            candidate = Some(t);
+            candidate = candidate_type(&stats, &local);
         }
     }
     s.set("candidate-type", candidate.unwrap_or_default());

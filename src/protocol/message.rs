@@ -357,12 +357,17 @@ fn parse_members(list: Option<&Value>) -> Vec<Member> {
     };
     items
         .iter()
-        .filter_map(|v| {
-            let o = v.as_object()?;
-            Some(Member {
+        .filter_map(|v| match v {
+            // Some servers list bare UUIDs (§1.3C).
+            Value::String(uuid) if !uuid.is_empty() => Some(Member {
+                uuid: uuid.clone(),
+                stream_id: None,
+            }),
+            Value::Object(o) => Some(Member {
                 uuid: get_string(o, &["UUID", "uuid"])?,
                 stream_id: get_string(o, &["streamID", "streamId", "streamid"]),
-            })
+            }),
+            _ => None,
         })
         .collect()
 }

@@ -6,8 +6,9 @@
 //! * [`ServerMode::Official`] behaves like the official server as spec §1.3A and §2.3 describe
 //!   it: server-assigned UUIDs, peer messages relayed only to their destination with `UUID`
 //!   rewritten to the sender, `seed`/`play`/`joinroom`, `listing`, `offerSDP`, `someonejoined`,
-//!   `videoaddedtoroom`, an `alert` on a duplicate stream ID, and a `play` that waits for its
-//!   stream to be seeded.
+//!   `videoaddedtoroom`, an `alert` on a duplicate stream ID, and a `play` outside rooms that
+//!   waits for its stream to be seeded. Left out: directors (`claim`, `director` in listings)
+//!   and `migrate`/`transferred`.
 //! * [`ServerMode::Fanout`] is the self-hosted fan-out model of §1.3B.
 
 use std::collections::{HashMap, HashSet};
@@ -237,9 +238,12 @@ impl Hub {
                         out.push(self.to(publisher, json!({"request":"offerSDP","UUID":me})));
                     }
                     Some(_) => {}
-                    None => {
+                    // Remembered until the seed only outside rooms: in a room the seed's
+                    // `videoaddedtoroom` tells the members, who play then (§1.3C).
+                    None if self.conns[&id].room.is_none() => {
                         self.waiting.entry(stream).or_default().insert(id);
                     }
+                    None => {}
                 }
             }
             "joinroom" => {

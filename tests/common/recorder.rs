@@ -19,6 +19,8 @@ impl Drop for Recorder {
 pub struct Recorder {
     pub pipeline: gst::Pipeline,
     pub started: Vec<(String, PathBuf)>,
+    /// `vdoninja/stream-added`: stream IDs.
+    pub added: Vec<String>,
     pub finished: Vec<(String, PathBuf, gst::ClockTime, u64)>,
     pub warnings: Vec<String>,
     pub errors: Vec<String>,
@@ -33,6 +35,7 @@ impl Recorder {
         Self {
             pipeline,
             started: Vec::new(),
+            added: Vec::new(),
             finished: Vec::new(),
             warnings: Vec::new(),
             errors: Vec::new(),
@@ -51,6 +54,7 @@ impl Recorder {
                     let loc = PathBuf::from(s.get::<String>("location").unwrap_or_default());
                     match s.name().as_str() {
                         "vdoninja/recording-started" => self.started.push((sid, loc)),
+                        "vdoninja/stream-added" => self.added.push(sid),
                         "vdoninja/recording-finished" => self.finished.push((
                             sid,
                             loc,

@@ -77,7 +77,16 @@ impl Machine {
             ServerMessage::OfferRequest { uuid, session } => {
                 self.on_offer_request(&uuid, session, now)
             }
-            ServerMessage::Listing { members, .. } => self.on_listing(members, now),
+            ServerMessage::Listing {
+                members,
+                transferred,
+                ..
+            } => {
+                if transferred {
+                    self.on_transferred(now);
+                }
+                self.on_listing(members, now)
+            }
             ServerMessage::SomeoneJoined { uuid, stream_id } => {
                 if let Some(s) = stream_id {
                     self.on_stream_announced(&uuid, &s, now);

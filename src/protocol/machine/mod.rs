@@ -90,6 +90,8 @@ pub struct Timing {
     pub failed_grace: Duration,
     /// Re-`seed` after an "already in use" alert this long later (doubling).
     pub reseed_after: Duration,
+    /// No `listing` this long after `joinroom` (official servers): join again (doubling).
+    pub listing_timeout: Duration,
 }
 
 impl Timing {
@@ -119,6 +121,7 @@ impl Default for Timing {
             disconnected_grace: Duration::from_secs(10),
             failed_grace: Duration::from_secs(10),
             reseed_after: Duration::from_secs(5),
+            listing_timeout: Duration::from_secs(10),
         }
     }
 }
@@ -344,7 +347,14 @@ struct Want {
     next_play: Option<Instant>,
     attempts: usize,
     warned: bool,
+    /// When we last sent `play` for it (a play this recent is still pending), and for which
+    /// announced publisher UUID, if any.
+    last_play: Option<(Instant, Option<String>)>,
 }
+
+/// A `play` this recent is still pending: no second one (each extra `play` becomes an
+/// `offerSDP` that makes the web app rebuild its connection, §1.3C).
+const PLAY_PENDING: Duration = Duration::from_secs(5);
 
 /// (plain, wire) forms of a user-given stream ID.
 fn stream_ids(crypto: &Crypto, raw: &str) -> Result<(String, String), ConfigError> {
@@ -368,6 +378,9 @@ pub struct Machine {
     /// After an "already in use" alert: when to seed again, and the delay used.
     reseed_at: Option<Instant>,
     reseed_delay: Option<Duration>,
+    /// Official servers: when we sent `joinroom` without a `listing` yet, and the wait used.
+    joined_at: Option<Instant>,
+    join_wait: Duration,
     peers: peers::PeerTable,
     ice: IceQueue,
     wants: HashMap<String, Want>,
@@ -407,6 +420,7 @@ impl Machine {
                         next_play: None,
                         attempts: 0,
                         warned: false,
+                        last_play: None,
                     },
                 );
             }
@@ -427,6 +441,8 @@ impl Machine {
             seeded: false,
             reseed_at: None,
             reseed_delay: None,
+            joined_at: None,
+            join_wait: Duration::ZERO,
             peers: peers::PeerTable::default(),
             ice,
             wants,
@@ -535,16 +551,9 @@ impl Machine {
         self.connected = true;
         self.in_room = false;
         self.seeded = false;
-        if let Some(room) = self.wire_room.clone() {
-            // Only fan-out servers need our stream in `joinroom` (§2.2).
-            let stream_id = match self.cfg.mode {
-                RoutingMode::Fanout => self.publish.as_ref().map(|(_, w)| w.clone()),
-                RoutingMode::Official => None,
-            };
-            self.send_command(crate::protocol::message::Command::Joinroom {
-                roomid: room,
-                stream_id,
-            });
+        if self.wire_room.is_some() {
+            self.join_wait = self.cfg.timing.listing_timeout;
+            self.join_room(now);
             if self.cfg.mode == RoutingMode::Fanout {
                 // No listing will come: we are in as soon as we said so.
                 self.in_room = true;
@@ -555,6 +564,39 @@ impl Machine {
             self.seed();
             self.play_explicit_wants(now);
         }
+    }
+
+    fn join_room(&mut self, now: Instant) {
+        let Some(room) = self.wire_room.clone() else {
+            return;
+        };
+        // Only fan-out servers need our stream in `joinroom` (§2.2).
+        let stream_id = match self.cfg.mode {
+            RoutingMode::Fanout => self.publish.as_ref().map(|(_, w)| w.clone()),
+            RoutingMode::Official => None,
+        };
+        self.send_command(crate::protocol::message::Command::Joinroom {
+            roomid: room,
+            stream_id,
+        });
+        self.joined_at = (self.cfg.mode == RoutingMode::Official).then_some(now);
+    }
+
+    /// Official servers answer `joinroom` with a `listing`; without one we are not in the room
+    /// (the web app seeds and plays only after it): join again, waiting longer each time.
+    fn tick_join(&mut self, now: Instant) {
+        let Some(at) = self.joined_at else { return };
+        if !self.connected || self.in_room || now.saturating_duration_since(at) < self.join_wait {
+            return;
+        }
+        let waited = self.join_wait;
+        self.join_wait = (self.join_wait * 2).min(Duration::from_secs(60));
+        self.event(Event::Warning(format!(
+            "no room listing {} s after joining the room: joining again (is the server one that \
+             routes like the official one? signaling-mode=fanout is for self-hosted servers)",
+            waited.as_secs()
+        )));
+        self.join_room(now);
     }
 
     fn send_command(&mut self, cmd: crate::protocol::message::Command) {

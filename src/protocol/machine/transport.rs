@@ -45,9 +45,22 @@ impl Machine {
         }
     }
 
-    /// A control message (ping, pong, keyframe, bye…): data channel only when open, else server.
+    /// A control message (ping, pong, keyframe, bye, the request object…): on the data channel
+    /// only. The web app ignores them from the server, and a `bye` from the server makes it
+    /// close every connection with our UUID, the new ones too (§1.3C). Without an open data
+    /// channel it is dropped.
     pub(super) fn send_control(&mut self, peer: PeerId, obj: Object) {
-        self.send_peer(peer, obj, false);
+        match self.peers.get(peer) {
+            Some(p) if p.dc_open => self.out.push(Output::SendData {
+                peer,
+                text: Value::Object(obj).to_string(),
+            }),
+            Some(_) => self.log(
+                LogLevel::Debug,
+                format!("{peer}: no data channel for a control message; not sent"),
+            ),
+            None => {}
+        }
     }
 
     fn session_object(&self, peer: PeerId) -> Object {
@@ -245,6 +258,7 @@ impl Machine {
     /// Timers: candidate TTL, re-plays, re-seeds, heartbeats and connection grace periods.
     pub(super) fn on_tick(&mut self, now: Instant) {
         self.ice.expire(now);
+        self.tick_join(now);
         self.tick_wants(now);
         if self.reseed_at.is_some_and(|at| now >= at)
             && self.connected
@@ -301,15 +315,6 @@ impl Machine {
         if bye {
             let mut o = Object::new();
             o.insert("bye".into(), Value::Bool(true));
-            // The data channel is about to close under the message: say it on the server too.
-            let (dc, uuid) = match self.peers.get(peer) {
-                Some(p) => (p.use_data_channel(), p.uuid.clone()),
-                None => (false, String::new()),
-            };
-            if dc {
-                let text = self.router.outbound(o.clone(), Some(&uuid));
-                self.out.push(Output::Send(text));
-            }
             self.send_control(peer, o);
         }
         let Some(p) = self.peers.remove(peer) else {

@@ -19,6 +19,7 @@ impl Machine {
             return;
         }
         self.in_room = true;
+        self.joined_at = None;
         if !self.seeded {
             self.seed();
         }
@@ -28,6 +29,21 @@ impl Machine {
             }
         }
         self.play_explicit_wants(now);
+    }
+
+    /// `transferred`: a director moved us to another room. The old room's peers go first (the
+    /// web app does the same); the list that came with it is then handled as a `listing`.
+    pub(super) fn on_transferred(&mut self, now: Instant) {
+        self.log(LogLevel::Info, "moved to another room: closing the old room's peers");
+        for id in self.peers.ids() {
+            self.close_peer(id, CloseReason::Replaced, true, now);
+        }
+        self.uuid_streams.clear();
+        self.wants.retain(|_, w| w.explicit);
+        for w in self.wants.values_mut() {
+            w.satisfied = false;
+            w.last_play = None;
+        }
     }
 
     /// A stream (wire ID as announced) exists at `uuid`: play it if we want it.
@@ -44,10 +60,14 @@ impl Machine {
             );
             return;
         }
-        if let Some(id) = self.peers.find(uuid, Role::Viewer)
-            && self.peers.get(id).and_then(|p| p.stream_id.as_deref()) == Some(plain.as_str())
-        {
-            return; // that very publisher already delivers it
+        if self.delivered(&plain) {
+            // A live peer already delivers it: a second `play` would only make the publisher
+            // rebuild its connection. If that peer is stale, its close asks again.
+            self.log(
+                LogLevel::Debug,
+                format!("stream {plain:?} announced again; a live peer delivers it"),
+            );
+            return;
         }
         let explicit = matches!(&self.cfg.view, View::Stream(_));
         let want = self.wants.entry(wire.to_string()).or_insert(Want {
@@ -57,9 +77,17 @@ impl Machine {
             next_play: None,
             attempts: 0,
             warned: false,
+            last_play: None,
         });
         want.satisfied = false;
-        self.play(wire, now);
+        self.play(wire, Some(uuid), now);
+    }
+
+    /// Whether a live viewer-side peer delivers the stream `plain`.
+    fn delivered(&self, plain: &str) -> bool {
+        self.peers
+            .iter()
+            .any(|p| p.role == Role::Viewer && p.stream_id.as_deref() == Some(plain))
     }
 
     fn wants_stream(&self, plain: &str) -> bool {
@@ -85,11 +113,14 @@ impl Machine {
             .map(|(k, _)| k.clone())
             .collect();
         for wire in wires {
-            self.play(&wire, now);
+            self.play(&wire, None, now);
         }
     }
 
-    fn play(&mut self, wire: &str, now: Instant) {
+    /// Sends `play` for `wire`, unless one is still pending: any recent one when `announced`
+    /// is `None` (our own retries), else a recent one for that same publisher UUID (a new
+    /// publisher of the stream did not get the earlier one).
+    fn play(&mut self, wire: &str, announced: Option<&str>, now: Instant) {
         if !self.connected {
             return;
         }
@@ -101,8 +132,16 @@ impl Machine {
             .copied()
             .unwrap_or_default();
         if let Some(w) = self.wants.get_mut(wire) {
+            let pending = w.last_play.as_ref().is_some_and(|(t, to)| {
+                now.saturating_duration_since(*t) < super::PLAY_PENDING
+                    && (announced.is_none() || announced == to.as_deref())
+            });
+            if pending {
+                return;
+            }
             w.next_play = w.explicit.then_some(now + first);
             w.attempts = 1;
+            w.last_play = Some((now, announced.map(str::to_string)));
         }
         self.send_command(Command::Play {
             stream_id: wire.to_string(),
@@ -117,8 +156,25 @@ impl Machine {
         let retry = self.cfg.timing.play_retry.clone();
         let mut sends = Vec::new();
         let mut warnings = Vec::new();
+        let delivered: Vec<String> = self
+            .peers
+            .iter()
+            .filter(|p| p.role == Role::Viewer)
+            .filter_map(|p| p.stream_id.clone())
+            .collect();
         for (wire, w) in self.wants.iter_mut() {
-            if w.satisfied || !w.explicit || w.next_play.is_none_or(|t| now < t) {
+            if w.satisfied || w.next_play.is_none_or(|t| now < t) {
+                continue;
+            }
+            if delivered.contains(&w.plain) {
+                w.satisfied = true;
+                continue;
+            }
+            w.last_play = Some((now, None));
+            sends.push(wire.clone());
+            if !w.explicit {
+                // A room member's stream: asked for once more after its peer closed.
+                w.next_play = None;
                 continue;
             }
             let delay = retry
@@ -128,7 +184,6 @@ impl Machine {
                 .unwrap_or_default();
             w.attempts += 1;
             w.next_play = Some(now + delay);
-            sends.push(wire.clone());
             if !w.warned {
                 w.warned = true;
                 warnings.push(w.plain.clone());
@@ -245,10 +300,8 @@ impl Machine {
         let after = self.cfg.timing.replay_after_close;
         for w in self.wants.values_mut().filter(|w| w.plain == stream) {
             w.satisfied = false;
-            if w.explicit {
-                w.next_play = Some(now + after);
-                w.attempts = 0;
-            }
+            w.next_play = Some(now + after);
+            w.attempts = 0;
         }
     }
 }

@@ -557,3 +557,206 @@ fn fanout_client_adds_from_and_room() {
         |o| matches!(o, Output::CreatePeer { role: Role::Publisher, uuid, .. } if uuid == "new")
     ));
 }
+
+/// Texts sent to the server.
+fn sent(outs: &[Output]) -> Vec<String> {
+    outs.iter()
+        .filter_map(|o| match o {
+            Output::Send(t) => Some(t.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+fn plays(outs: &[Output]) -> usize {
+    sent(outs).iter().filter(|t| t.contains("\"play\"")).count()
+}
+
+/// An official-model viewer of `cam1` inside `myroom` (the case that used to play twice).
+fn room_viewer_of_cam1() -> Machine {
+    Machine::new(Config {
+        room: Some("myroom".into()),
+        view: View::Stream("cam1".into()),
+        ..Default::default()
+    })
+    .unwrap()
+}
+
+#[test]
+fn manners_one_play_for_listing_and_wants() {
+    let mut m = room_viewer_of_cam1();
+    let t0 = Instant::now();
+    let outs = m.handle(Input::Connected, t0);
+    assert!(sent(&outs)[0].contains("joinroom"));
+    let wire = Crypto::new(None, DEFAULT_SALT).wire_stream_id("cam1").unwrap();
+    let listing = json!({"request":"listing","list":[{"UUID":"pub1","streamID":wire}]});
+    let outs = m.handle(Input::ServerText(listing.to_string()), t0);
+    assert_eq!(plays(&outs), 1, "listing + explicit want: one play {outs:?}");
+    // The same stream announced again while the play is pending: no second play.
+    let again = json!({"request":"videoaddedtoroom","UUID":"pub1","streamID":wire});
+    let outs = m.handle(Input::ServerText(again.to_string()), t0 + Duration::from_secs(1));
+    assert_eq!(plays(&outs), 0, "{outs:?}");
+}
+
+#[test]
+fn manners_no_play_while_a_live_peer_delivers() {
+    let c = crypto();
+    let mut m = room_viewer_of_cam1();
+    let t0 = Instant::now();
+    m.handle(Input::Connected, t0);
+    let wire = c.wire_stream_id("cam1").unwrap();
+    m.handle(
+        Input::ServerText(json!({"request":"listing","list":[]}).to_string()),
+        t0,
+    );
+    let mut o: Object = serde_json::from_str(&offer("pub1", "s1", &c)).unwrap();
+    o.insert("streamID".into(), json!(wire));
+    let outs = m.handle(Input::ServerText(Value::Object(o).to_string()), t0);
+    let peer = created(&outs).expect("a peer");
+    m.handle(
+        Input::PeerState {
+            peer,
+            state: PeerState::Connected,
+        },
+        t0,
+    );
+    // The same stream from a new UUID (a second tab, a stale announcement), and the retry
+    // timers running for minutes: never a play while the live peer delivers it.
+    let announce = json!({"request":"videoaddedtoroom","UUID":"pub2","streamID":wire});
+    let outs = m.handle(Input::ServerText(announce.to_string()), t0 + Duration::from_secs(6));
+    assert_eq!(plays(&outs), 0, "{outs:?}");
+    let mut total = 0;
+    for s in 7..400 {
+        let t = t0 + Duration::from_secs(s);
+        m.handle(Input::DataChannelOpen { peer }, t);
+        total += plays(&m.handle(Input::Tick, t));
+    }
+    assert_eq!(total, 0, "no re-play while connected");
+}
+
+#[test]
+fn manners_control_messages_only_on_the_data_channel() {
+    let c = crypto();
+    let mut m = room_recorder();
+    let t0 = Instant::now();
+    m.handle(Input::Connected, t0);
+    let outs = m.handle(Input::ServerText(offer("pub1", "s1", &c)), t0);
+    let peer = created(&outs).unwrap();
+    // Before the data channel opens: a ping over the server is not answered there, a key-frame
+    // request is not sent there, and closing says no `bye` to the server.
+    let outs = m.handle(
+        Input::ServerText(json!({"UUID":"pub1","ping":"7"}).to_string()),
+        t0,
+    );
+    assert!(sent(&outs).is_empty(), "{outs:?}");
+    let outs = m.handle(Input::RequestKeyframe { peer }, t0);
+    assert!(sent(&outs).is_empty(), "{outs:?}");
+    // With the data channel: the same go there, and the `bye` goes there only.
+    m.handle(Input::DataChannelOpen { peer }, t0);
+    let outs = m.handle(Input::RequestKeyframe { peer }, t0);
+    assert!(outs.iter().any(
+        |o| matches!(o, Output::SendData { text, .. } if text.contains("keyframe"))
+    ));
+    let outs = m.handle(Input::Shutdown, t0);
+    assert!(sent(&outs).is_empty(), "no bye through the server: {outs:?}");
+    assert!(outs.iter().any(
+        |o| matches!(o, Output::SendData { text, .. } if text.contains("\"bye\""))
+    ));
+}
+
+#[test]
+fn manners_bye_never_through_the_server_when_a_session_is_replaced() {
+    let c = crypto();
+    let mut m = room_recorder();
+    let t0 = Instant::now();
+    m.handle(Input::Connected, t0);
+    let outs = m.handle(Input::ServerText(offer("pub1", "s1", &c)), t0);
+    let old = created(&outs).unwrap();
+    m.handle(Input::DataChannelOpen { peer: old }, t0);
+    // The same publisher offers a new session: the old peer goes, saying bye on its own data
+    // channel, never on the server (the web app would close the new connection too).
+    let outs = m.handle(Input::ServerText(offer("pub1", "s2", &c)), t0);
+    assert!(
+        outs.iter()
+            .any(|o| matches!(o, Output::ClosePeer { peer, .. } if *peer == old))
+    );
+    assert!(
+        sent(&outs).iter().all(|t| !t.contains("bye")),
+        "{outs:?}"
+    );
+}
+
+#[test]
+fn manners_transferred_closes_the_old_room_first() {
+    let c = crypto();
+    let mut m = room_recorder();
+    let t0 = Instant::now();
+    m.handle(Input::Connected, t0);
+    m.handle(
+        Input::ServerText(json!({"request":"listing","list":[]}).to_string()),
+        t0,
+    );
+    let outs = m.handle(Input::ServerText(offer("pub1", "s1", &c)), t0);
+    let old = created(&outs).unwrap();
+    let wire = c.wire_stream_id("bob").unwrap();
+    let moved = json!({"request":"transferred","list":["pub9", {"UUID":"pub2","streamID":wire}]});
+    let outs = m.handle(Input::ServerText(moved.to_string()), t0);
+    let close = outs
+        .iter()
+        .position(|o| matches!(o, Output::ClosePeer { peer, .. } if *peer == old))
+        .expect("the old room's peer is closed");
+    let play = outs
+        .iter()
+        .position(|o| matches!(o, Output::Send(t) if t.contains("\"play\"") && t.contains(&wire)))
+        .expect("the new room's stream is played");
+    assert!(close < play, "{outs:?}");
+}
+
+#[test]
+fn manners_listing_entries_may_be_plain_strings() {
+    let mut m = room_recorder();
+    let t0 = Instant::now();
+    m.handle(Input::Connected, t0);
+    let listing = json!({"request":"listing","list":["abc", {"UUID":"def"}, 5, null]});
+    let obj = crate::protocol::message::parse_object(&listing.to_string()).unwrap();
+    let Some(crate::protocol::message::ServerMessage::Listing { members, .. }) =
+        crate::protocol::message::ServerMessage::from_object(&obj)
+    else {
+        panic!("a listing");
+    };
+    let uuids: Vec<&str> = members.iter().map(|m| m.uuid.as_str()).collect();
+    assert_eq!(uuids, ["abc", "def"]);
+    let outs = m.handle(Input::ServerText(listing.to_string()), t0);
+    assert!(
+        !outs.iter().any(|o| matches!(o, Output::Log { message, .. } if message.contains("dropping"))),
+        "{outs:?}"
+    );
+    // In the room: a later `videoaddedtoroom` is played.
+    let wire = crypto().wire_stream_id("abc").unwrap();
+    let added = json!({"request":"videoaddedtoroom","UUID":"abc","streamID":wire});
+    assert_eq!(plays(&m.handle(Input::ServerText(added.to_string()), t0)), 1);
+}
+
+#[test]
+fn manners_no_listing_means_join_again_with_backoff() {
+    let mut m = room_recorder();
+    let t0 = Instant::now();
+    m.handle(Input::Connected, t0);
+    let joins_at = |m: &mut Machine, s: u64| {
+        let outs = m.handle(Input::Tick, t0 + Duration::from_secs(s));
+        let joined = sent(&outs).iter().any(|t| t.contains("joinroom"));
+        let warned = outs.iter().any(|o| {
+            matches!(o, Output::Event(Event::Warning(w)) if w.contains("no room listing"))
+        });
+        assert_eq!(joined, warned, "a rejoin comes with its warning");
+        joined
+    };
+    let rejoins: Vec<u64> = (1..60).filter(|&s| joins_at(&mut m, s)).collect();
+    assert_eq!(rejoins, [10, 30], "10 s, then 20 s more");
+    // The listing ends it.
+    m.handle(
+        Input::ServerText(json!({"request":"listing","list":[]}).to_string()),
+        t0 + Duration::from_secs(61),
+    );
+    assert!(!(62..200).any(|s| joins_at(&mut m, s)));
+}
