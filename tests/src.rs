@@ -344,3 +344,80 @@ fn vp8_decodes_with_decode_true() {
     s.stop();
     b.stop();
 }
+
+/// Debian's coturn on 127.0.0.1, as the platform notes give it; stopped when dropped.
+struct Coturn {
+    child: std::process::Child,
+    port: u16,
+}
+
+impl Coturn {
+    fn start() -> Self {
+        // A free port: bound and released (coturn takes it a moment later).
+        let port = std::net::UdpSocket::bind("127.0.0.1:0")
+            .and_then(|s| s.local_addr())
+            .expect("a free port")
+            .port();
+        let child = std::process::Command::new("turnserver")
+            .args([
+                "-n",
+                "--no-cli",
+                "--no-tls",
+                "--no-dtls",
+                "--listening-ip=127.0.0.1",
+                "--relay-ip=127.0.0.1",
+                "--lt-cred-mech",
+                "--user=relayuser:relaypass",
+                "--realm=test",
+                "--allow-loopback-peers",
+                "--min-port=49160",
+                "--max-port=49300",
+                "--no-stdout-log",
+            ])
+            .arg(format!("--listening-port={port}"))
+            .arg(format!(
+                "--pidfile={}/coturn-{port}.pid",
+                std::env::temp_dir().display()
+            ))
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("turnserver runs (Debian's coturn; scripts/setup.sh installs it)");
+        Self { child, port }
+    }
+}
+
+impl Drop for Coturn {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn relay_only_through_coturn() {
+    let turn = Coturn::start();
+    let server = Server::start(ServerMode::Fanout);
+    let relay = format!(
+        "turn-servers=turn://relayuser:relaypass@127.0.0.1:{} ice-transport-policy=relay",
+        turn.port
+    );
+    let p = publisher(&server, "relay1", "", 0);
+    let s = SrcHarness::start(&format!("stream-id=relay1 {} {relay}", server.props()));
+    assert!(
+        s.wait_frames(&["video_relay1", "audio_relay1"], 30),
+        "frames {:?} warnings {:?}",
+        s.frames,
+        s.warnings()
+    );
+    // Relay-only is enforced: the selected pair is our relay candidate.
+    let stats = s.src.property::<gst::Structure>("stats");
+    let kinds: Vec<String> = stats
+        .iter()
+        .filter_map(|(_, v)| v.get::<gst::Structure>().ok())
+        .filter_map(|peer| peer.get::<String>("candidate-type").ok())
+        .collect();
+    assert_eq!(kinds, ["relay"], "{stats}");
+    s.stop();
+    let _ = p.set_state(gst::State::Null);
+}

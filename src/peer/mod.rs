@@ -233,15 +233,38 @@ impl Peer {
 
     /// Stops the peer: detaches it from `parent` and sets it to NULL. Call from a thread that
     /// is not one of this peer's streaming threads.
+    /// Before a goodbye while the pipeline stops: a paused webrtcbin sends nothing (its network
+    /// sink waits for PLAYING), so a paused peer plays again to say `bye` on its data channel.
+    pub fn wake_for_goodbye(&self) {
+        if self.bin.current_state() == gst::State::Paused {
+            let _ = self.bin.set_state(gst::State::Playing);
+        }
+    }
+
     pub fn close(&self, parent: &gst::Bin) {
         if let Ok(mut c) = self.shared.channel.lock()
             && let Some(dc) = c.take()
         {
+            flush(&dc);
             dc.close();
         }
         let _ = self.bin.set_state(gst::State::Null);
         let _ = parent.remove(&self.bin);
     }
+}
+
+/// Lets what was just sent on `dc` (a `bye`, above all: it is said on the data channel only)
+/// leave before the connection is torn down: waits until the channel has handed everything to
+/// SCTP, then a moment for SCTP to put it on the wire. Bounded: 250 ms at most.
+fn flush(dc: &WebRTCDataChannel) {
+    if dc.ready_state() != WebRTCDataChannelState::Open {
+        return;
+    }
+    let deadline = std::time::Instant::now() + std::time::Duration::from_millis(200);
+    while dc.buffered_amount() > 0 && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    std::thread::sleep(std::time::Duration::from_millis(50));
 }
 
 fn attach_channel(shared: &Arc<Shared>, dc: WebRTCDataChannel) {

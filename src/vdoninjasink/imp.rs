@@ -260,6 +260,9 @@ impl VdoNinjaSink {
     }
 
     fn stop(&self) {
+        for v in self.state().viewers.values() {
+            v.peer.wake_for_goodbye();
+        }
         let driver = self.state().driver.take();
         if let Some(d) = driver {
             d.stop(Duration::from_secs(3));
@@ -555,11 +558,12 @@ impl ElementImpl for VdoNinjaSink {
             self.post_error_message(e);
             return Err(gst::StateChangeError);
         }
-        let ret = self.parent_change_state(transition);
         if transition == gst::StateChange::PausedToReady {
+            // Before the children stop: the `bye` goes on each viewer's data channel, which
+            // must still be open.
             self.stop();
         }
-        ret
+        self.parent_change_state(transition)
     }
 }
 

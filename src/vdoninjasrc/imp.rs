@@ -217,6 +217,9 @@ impl VdoNinjaSrc {
 
     /// Says goodbye, ends every participant and finalizes every file (bounded wait).
     fn stop(&self) {
+        for r in self.state().remotes.values() {
+            r.peer.wake_for_goodbye();
+        }
         let driver = self.state().driver.take();
         if let Some(d) = driver {
             d.stop(Duration::from_secs(3));

@@ -551,6 +551,10 @@ impl Machine {
         self.connected = true;
         self.in_room = false;
         self.seeded = false;
+        // Plays sent on an earlier socket went with it.
+        for w in self.wants.values_mut() {
+            w.last_play = None;
+        }
         if self.wire_room.is_some() {
             self.join_wait = self.cfg.timing.listing_timeout;
             self.join_room(now);

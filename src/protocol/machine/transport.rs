@@ -201,6 +201,9 @@ impl Machine {
         let Some(p) = self.peers.get_mut(peer) else {
             return;
         };
+        if p.dc_open {
+            return; // webrtcbin may say so twice (on-data-channel and on-open): greet once
+        }
         p.dc_open = true;
         p.last_heard = now;
         p.last_ping = now;

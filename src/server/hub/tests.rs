@@ -53,3 +53,33 @@ fn state_is_cleaned_when_a_socket_closes() {
     let a = hub.message(3, r#"{"request":"seed","streamID":"s"}"#, t0);
     assert!(a.is_empty(), "{a:?}");
 }
+
+#[test]
+fn an_early_play_is_remembered_only_outside_rooms() {
+    let t0 = Instant::now();
+    let mut hub = Hub::new(ServerMode::Official, RateLimit::default());
+    let offers_to = |a: &[Action], to: ConnId| {
+        a.iter()
+            .filter(|x| matches!(x, Action::Deliver(c, t) if *c == to && t.contains("offerSDP")))
+            .count()
+    };
+    for id in 1..=4 {
+        hub.connect(id, t0);
+    }
+    // Outside rooms: the play waits for the seed.
+    hub.message(1, r#"{"request":"play","streamID":"solo"}"#, t0);
+    let a = hub.message(2, r#"{"request":"seed","streamID":"solo"}"#, t0);
+    assert_eq!(offers_to(&a, 2), 1, "{a:?}");
+    // In a room: the seed's videoaddedtoroom tells the members; the early play is forgotten
+    // (the web app would get an offerSDP it did not ask for).
+    hub.message(3, r#"{"request":"joinroom","roomid":"R"}"#, t0);
+    hub.message(3, r#"{"request":"play","streamID":"guest"}"#, t0);
+    hub.message(4, r#"{"request":"joinroom","roomid":"R"}"#, t0);
+    let a = hub.message(4, r#"{"request":"seed","streamID":"guest"}"#, t0);
+    assert_eq!(offers_to(&a, 4), 0, "{a:?}");
+    assert!(
+        a.iter()
+            .any(|x| matches!(x, Action::Deliver(3, t) if t.contains("videoaddedtoroom"))),
+        "{a:?}"
+    );
+}
