@@ -42,10 +42,12 @@ impl Harness {
             dir.join("server.sh").exists(),
             "no real peers at {dir:?} (scripts/realpeers.sh runs these tests)"
         );
-        let peers = std::env::var_os("PEERS_DIR").map(PathBuf::from).unwrap_or_else(|| {
-            PathBuf::from(std::env::var_os("HOME").unwrap_or_default())
-                .join(".cache/vdoninja-realpeers")
-        });
+        let peers = std::env::var_os("PEERS_DIR")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| {
+                PathBuf::from(std::env::var_os("HOME").unwrap_or_default())
+                    .join(".cache/vdoninja-realpeers")
+            });
         let h = Self {
             dir,
             peers,
@@ -192,7 +194,10 @@ fn record_webapp_room(port: u16, room: &str, extra_props: &str, video: &str) {
     let h = Harness::start(port);
     let dir = tempfile::tempdir().expect("tempdir");
     let guests = ["guestA", "guestB"];
-    let _browsers: Vec<Proc> = guests.iter().map(|g| h.browser_guest(g, room, "")).collect();
+    let _browsers: Vec<Proc> = guests
+        .iter()
+        .map(|g| h.browser_guest(g, room, ""))
+        .collect();
     let mut rec = Recorder::start(&format!(
         "vdoninjasrc room={room} password={PASSWORD} record-location={}/%s-%t.mkv {} {extra_props}",
         dir.path().display(),
@@ -200,8 +205,7 @@ fn record_webapp_room(port: u16, room: &str, extra_props: &str, video: &str) {
     ));
     let ok = wait_until(PEER_WAIT, || {
         rec.poll();
-        rec.started.len() >= guests.len()
-            && rec.started.iter().all(|(_, p)| file_size(p) > 20_000)
+        rec.started.len() >= guests.len() && rec.started.iter().all(|(_, p)| file_size(p) > 20_000)
     });
     assert!(
         ok,
@@ -214,17 +218,34 @@ fn record_webapp_room(port: u16, room: &str, extra_props: &str, video: &str) {
     let files = recordings(dir.path());
     assert_eq!(files.len(), guests.len(), "one file per guest: {files:?}");
     for (f, g) in files.iter().zip(guests) {
-        assert!(f.file_name().is_some_and(|n| n.to_string_lossy().starts_with(g)));
+        assert!(
+            f.file_name()
+                .is_some_and(|n| n.to_string_lossy().starts_with(g))
+        );
         let r = inspect_file(f, "matroskademux");
         eprintln!("{}: {r:?}", f.display());
         assert!(r.all_decoded(), "{f:?} decodes to the end: {r:?}");
         assert_eq!(r.count(video), 1, "{f:?} has one {video} track: {r:?}");
-        assert_eq!(r.count("audio/x-opus"), 1, "{f:?} has one Opus track: {r:?}");
-        let frames = r.streams.iter().find(|(c, _)| c == video).map_or(0, |s| s.1);
+        assert_eq!(
+            r.count("audio/x-opus"),
+            1,
+            "{f:?} has one Opus track: {r:?}"
+        );
+        let frames = r
+            .streams
+            .iter()
+            .find(|(c, _)| c == video)
+            .map_or(0, |s| s.1);
         // The guests start sending at a low frame rate: 10 per second at least.
-        assert!(frames >= 10 * RECORD_FOR.as_secs(), "{f:?}: {frames} pictures");
+        assert!(
+            frames >= 10 * RECORD_FOR.as_secs(),
+            "{f:?}: {frames} pictures"
+        );
         let secs = r.duration.map_or(0.0, |d| d.seconds_f64());
-        assert!(secs >= RECORD_FOR.as_secs_f64() - 1.0, "{f:?} lasts {secs} s");
+        assert!(
+            secs >= RECORD_FOR.as_secs_f64() - 1.0,
+            "{f:?} lasts {secs} s"
+        );
     }
 }
 
@@ -311,7 +332,12 @@ fn webapp_views_vdoninjasink() {
     let h = Harness::start(8454);
     let publisher = our_publisher(&h, "rpsink", "");
     let params = format!("view=rpsink&password={PASSWORD}");
-    let viewer = h.spawn("browser-view", "browser-view.sh", &[&params, "60", "90"], &[]);
+    let viewer = h.spawn(
+        "browser-view",
+        "browser-view.sh",
+        &[&params, "60", "90"],
+        &[],
+    );
     let (ok, log) = viewer.wait(Duration::from_secs(90));
     let errors = bus_errors(&publisher);
     let _ = publisher.set_state(gst::State::Null);
@@ -343,7 +369,10 @@ fn publish_py_to_vdoninjasrc() {
     let warnings = src.warnings();
     src.stop();
     eprintln!("decoded from publish.py: {v} pictures, {a} audio buffers");
-    assert!(ok, "publish.py's stream decodes: {v} video, {a} audio, {warnings:?}");
+    assert!(
+        ok,
+        "publish.py's stream decodes: {v} video, {a} audio, {warnings:?}"
+    );
 }
 
 #[test]
@@ -388,7 +417,10 @@ fn publish_py_records_vdoninjasink() {
     }
     // About 20 s at 30 frames per second were sent; publish.py starts late and stops early.
     assert!(video_frames >= 150, "{video_frames} pictures in {files:?}");
-    assert!(audio_frames >= 150, "{audio_frames} audio frames in {files:?}");
+    assert!(
+        audio_frames >= 150,
+        "{audio_frames} audio frames in {files:?}"
+    );
 }
 
 /// `vdoninja-server --official` with the harness's certificate, on `port`.
@@ -397,7 +429,12 @@ struct OfficialServer(Child);
 impl OfficialServer {
     fn start(h: &Harness, port: u16) -> Self {
         let child = Command::new(env!("CARGO_BIN_EXE_vdoninja-server"))
-            .args(["--official", "--quiet", "--listen", &format!("127.0.0.1:{port}")])
+            .args([
+                "--official",
+                "--quiet",
+                "--listen",
+                &format!("127.0.0.1:{port}"),
+            ])
             .arg("--tls-cert")
             .arg(h.peers.join("webserver/cert.pem"))
             .arg("--tls-key")
@@ -462,7 +499,10 @@ fn official_webapp_with_our_official_server() {
     );
     let (viewed, view_log) = viewer.wait(Duration::from_secs(90));
     let _ = publisher.set_state(gst::State::Null);
-    assert!(viewed, "the official page decodes vdoninjasink:\n{view_log}");
+    assert!(
+        viewed,
+        "the official page decodes vdoninjasink:\n{view_log}"
+    );
     let ok = wait_until(PEER_WAIT, || {
         rec.poll();
         rec.started.iter().any(|(_, p)| file_size(p) > 20_000)

@@ -71,7 +71,6 @@ fn ts_recorder(server: &Server, what: &str, ts: &Path) -> Recorder {
     ))
 }
 
-
 fn recorder_desc(server: &Server, room: &str, dir: &Path, extra: &str) -> String {
     format!(
         "vdoninjasrc name=src room={room} password=false record-location={}/%s-%t.mkv {} {extra}",

@@ -233,14 +233,6 @@ impl Peer {
 
     /// Stops the peer: detaches it from `parent` and sets it to NULL. Call from a thread that
     /// is not one of this peer's streaming threads.
-    /// Before a goodbye while the pipeline stops: a paused webrtcbin sends nothing (its network
-    /// sink waits for PLAYING), so a paused peer plays again to say `bye` on its data channel.
-    pub fn wake_for_goodbye(&self) {
-        if self.bin.current_state() == gst::State::Paused {
-            let _ = self.bin.set_state(gst::State::Playing);
-        }
-    }
-
     pub fn close(&self, parent: &gst::Bin) {
         if let Ok(mut c) = self.shared.channel.lock()
             && let Some(dc) = c.take()
@@ -250,6 +242,17 @@ impl Peer {
         }
         let _ = self.bin.set_state(gst::State::Null);
         let _ = parent.remove(&self.bin);
+    }
+}
+
+/// Before a goodbye while the pipeline stops: a paused webrtcbin sends nothing (its network
+/// sink waits for PLAYING), so paused peer bins play again to say `bye` on their data channels.
+/// Call it without holding locks the peers' callbacks take.
+pub fn wake_for_goodbye(bins: &[gst::Bin]) {
+    for bin in bins {
+        if bin.current_state() == gst::State::Paused {
+            let _ = bin.set_state(gst::State::Playing);
+        }
     }
 }
 

@@ -298,7 +298,10 @@ mod tests {
             a=fmtp:102 level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42001f\r\n\
             a=rtpmap:103 rtx/90000\r\na=fmtp:103 apt=102\r\n";
         let s = prefer_video_codec(offer, "h264");
-        assert!(s.contains("m=video 9 UDP/TLS/RTP/SAVPF 102 100 96 103\r\n"), "{s}");
+        assert!(
+            s.contains("m=video 9 UDP/TLS/RTP/SAVPF 102 100 96 103\r\n"),
+            "{s}"
+        );
     }
 
     /// The answer webrtcbin 1.22 gave the web app's H.264 offer (trimmed).
@@ -313,7 +316,11 @@ mod tests {
         assert!(s.contains(
             "a=fmtp:102 packetization-mode=1;level-asymmetry-allowed=1;profile-level-id=42001f\r\n"
         ));
-        assert_eq!(mirror_h264_profiles(&s, offer), s, "a profile is never added twice");
+        assert_eq!(
+            mirror_h264_profiles(&s, offer),
+            s,
+            "a profile is never added twice"
+        );
         assert_eq!(mirror_h264_profiles(OFFER, offer), OFFER);
     }
 

@@ -260,9 +260,13 @@ impl VdoNinjaSink {
     }
 
     fn stop(&self) {
-        for v in self.state().viewers.values() {
-            v.peer.wake_for_goodbye();
-        }
+        let bins: Vec<gst::Bin> = self
+            .state()
+            .viewers
+            .values()
+            .map(|x| x.peer.bin.clone())
+            .collect();
+        crate::peer::wake_for_goodbye(&bins);
         let driver = self.state().driver.take();
         if let Some(d) = driver {
             d.stop(Duration::from_secs(3));

@@ -217,9 +217,13 @@ impl VdoNinjaSrc {
 
     /// Says goodbye, ends every participant and finalizes every file (bounded wait).
     fn stop(&self) {
-        for r in self.state().remotes.values() {
-            r.peer.wake_for_goodbye();
-        }
+        let bins: Vec<gst::Bin> = self
+            .state()
+            .remotes
+            .values()
+            .map(|x| x.peer.bin.clone())
+            .collect();
+        crate::peer::wake_for_goodbye(&bins);
         let driver = self.state().driver.take();
         if let Some(d) = driver {
             d.stop(Duration::from_secs(3));

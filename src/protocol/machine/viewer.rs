@@ -34,7 +34,10 @@ impl Machine {
     /// `transferred`: a director moved us to another room. The old room's peers go first (the
     /// web app does the same); the list that came with it is then handled as a `listing`.
     pub(super) fn on_transferred(&mut self, now: Instant) {
-        self.log(LogLevel::Info, "moved to another room: closing the old room's peers");
+        self.log(
+            LogLevel::Info,
+            "moved to another room: closing the old room's peers",
+        );
         for id in self.peers.ids() {
             self.close_peer(id, CloseReason::Replaced, true, now);
         }

@@ -588,13 +588,22 @@ fn manners_one_play_for_listing_and_wants() {
     let t0 = Instant::now();
     let outs = m.handle(Input::Connected, t0);
     assert!(sent(&outs)[0].contains("joinroom"));
-    let wire = Crypto::new(None, DEFAULT_SALT).wire_stream_id("cam1").unwrap();
+    let wire = Crypto::new(None, DEFAULT_SALT)
+        .wire_stream_id("cam1")
+        .unwrap();
     let listing = json!({"request":"listing","list":[{"UUID":"pub1","streamID":wire}]});
     let outs = m.handle(Input::ServerText(listing.to_string()), t0);
-    assert_eq!(plays(&outs), 1, "listing + explicit want: one play {outs:?}");
+    assert_eq!(
+        plays(&outs),
+        1,
+        "listing + explicit want: one play {outs:?}"
+    );
     // The same stream announced again while the play is pending: no second play.
     let again = json!({"request":"videoaddedtoroom","UUID":"pub1","streamID":wire});
-    let outs = m.handle(Input::ServerText(again.to_string()), t0 + Duration::from_secs(1));
+    let outs = m.handle(
+        Input::ServerText(again.to_string()),
+        t0 + Duration::from_secs(1),
+    );
     assert_eq!(plays(&outs), 0, "{outs:?}");
 }
 
@@ -623,12 +632,17 @@ fn manners_no_play_while_a_live_peer_delivers() {
     // The same stream from a new UUID (a second tab, a stale announcement), and the retry
     // timers running for minutes: never a play while the live peer delivers it.
     let announce = json!({"request":"videoaddedtoroom","UUID":"pub2","streamID":wire});
-    let outs = m.handle(Input::ServerText(announce.to_string()), t0 + Duration::from_secs(6));
+    let outs = m.handle(
+        Input::ServerText(announce.to_string()),
+        t0 + Duration::from_secs(6),
+    );
     assert_eq!(plays(&outs), 0, "{outs:?}");
     let mut total = 0;
     for s in 7..400 {
         let t = t0 + Duration::from_secs(s);
-        m.handle(Input::DataChannelOpen { peer }, t);
+        // The publisher stays alive on its data channel.
+        let pong = json!({"pong": s.to_string()}).to_string();
+        m.handle(Input::DataChannelText { peer, text: pong }, t);
         total += plays(&m.handle(Input::Tick, t));
     }
     assert_eq!(total, 0, "no re-play while connected");
@@ -654,14 +668,19 @@ fn manners_control_messages_only_on_the_data_channel() {
     // With the data channel: the same go there, and the `bye` goes there only.
     m.handle(Input::DataChannelOpen { peer }, t0);
     let outs = m.handle(Input::RequestKeyframe { peer }, t0);
-    assert!(outs.iter().any(
-        |o| matches!(o, Output::SendData { text, .. } if text.contains("keyframe"))
-    ));
+    assert!(
+        outs.iter()
+            .any(|o| matches!(o, Output::SendData { text, .. } if text.contains("keyframe")))
+    );
     let outs = m.handle(Input::Shutdown, t0);
-    assert!(sent(&outs).is_empty(), "no bye through the server: {outs:?}");
-    assert!(outs.iter().any(
-        |o| matches!(o, Output::SendData { text, .. } if text.contains("\"bye\""))
-    ));
+    assert!(
+        sent(&outs).is_empty(),
+        "no bye through the server: {outs:?}"
+    );
+    assert!(
+        outs.iter()
+            .any(|o| matches!(o, Output::SendData { text, .. } if text.contains("\"bye\"")))
+    );
 }
 
 #[test]
@@ -680,10 +699,7 @@ fn manners_bye_never_through_the_server_when_a_session_is_replaced() {
         outs.iter()
             .any(|o| matches!(o, Output::ClosePeer { peer, .. } if *peer == old))
     );
-    assert!(
-        sent(&outs).iter().all(|t| !t.contains("bye")),
-        "{outs:?}"
-    );
+    assert!(sent(&outs).iter().all(|t| !t.contains("bye")), "{outs:?}");
 }
 
 #[test]
@@ -728,13 +744,18 @@ fn manners_listing_entries_may_be_plain_strings() {
     assert_eq!(uuids, ["abc", "def"]);
     let outs = m.handle(Input::ServerText(listing.to_string()), t0);
     assert!(
-        !outs.iter().any(|o| matches!(o, Output::Log { message, .. } if message.contains("dropping"))),
+        !outs
+            .iter()
+            .any(|o| matches!(o, Output::Log { message, .. } if message.contains("dropping"))),
         "{outs:?}"
     );
     // In the room: a later `videoaddedtoroom` is played.
     let wire = crypto().wire_stream_id("abc").unwrap();
     let added = json!({"request":"videoaddedtoroom","UUID":"abc","streamID":wire});
-    assert_eq!(plays(&m.handle(Input::ServerText(added.to_string()), t0)), 1);
+    assert_eq!(
+        plays(&m.handle(Input::ServerText(added.to_string()), t0)),
+        1
+    );
 }
 
 #[test]
@@ -745,9 +766,9 @@ fn manners_no_listing_means_join_again_with_backoff() {
     let joins_at = |m: &mut Machine, s: u64| {
         let outs = m.handle(Input::Tick, t0 + Duration::from_secs(s));
         let joined = sent(&outs).iter().any(|t| t.contains("joinroom"));
-        let warned = outs.iter().any(|o| {
-            matches!(o, Output::Event(Event::Warning(w)) if w.contains("no room listing"))
-        });
+        let warned = outs.iter().any(
+            |o| matches!(o, Output::Event(Event::Warning(w)) if w.contains("no room listing")),
+        );
         assert_eq!(joined, warned, "a rejoin comes with its warning");
         joined
     };
