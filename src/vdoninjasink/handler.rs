@@ -60,6 +60,7 @@ impl VdoNinjaSink {
                     log::post_warning(*CAT, obj.upcast_ref(), &text);
                 }
                 if let Some(v) = viewer {
+                    let _teardown = self.teardown_lock();
                     self.remove_viewer(v, &log::close_reason_text(&reason));
                     self.update_video_bitrate();
                 }

@@ -92,6 +92,10 @@ impl State {
 pub struct VdoNinjaSink {
     pub(super) settings: Mutex<Settings>,
     pub(super) state: Mutex<State>,
+    /// Held while the element changes state and while the media thread tears a peer down:
+    /// the two must not run at once (a peer bin going to NULL while its parent pauses it
+    /// deadlocked on a prerolling network sink).
+    pub(super) teardown: Mutex<()>,
 }
 
 #[glib::object_subclass]
@@ -104,6 +108,10 @@ impl ObjectSubclass for VdoNinjaSink {
 impl VdoNinjaSink {
     pub(super) fn settings(&self) -> MutexGuard<'_, Settings> {
         self.settings.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub(super) fn teardown_lock(&self) -> MutexGuard<'_, ()> {
+        self.teardown.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     pub(super) fn state(&self) -> MutexGuard<'_, State> {
@@ -567,6 +575,7 @@ impl ElementImpl for VdoNinjaSink {
             // must still be open.
             self.stop();
         }
+        let _teardown = self.teardown_lock();
         self.parent_change_state(transition)
     }
 }

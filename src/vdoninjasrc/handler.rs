@@ -68,6 +68,7 @@ impl VdoNinjaSrc {
                     log::post_warning(*CAT, obj.upcast_ref(), &text);
                 }
                 if let Some(r) = remote {
+                    let _teardown = self.teardown_lock();
                     self.remove_remote(r, &log::close_reason_text(&reason));
                 }
             }

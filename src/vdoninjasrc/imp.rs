@@ -101,6 +101,10 @@ pub(super) struct State {
 pub struct VdoNinjaSrc {
     pub(super) settings: Mutex<Settings>,
     pub(super) state: Mutex<State>,
+    /// Held while the element changes state and while the media thread tears a peer down:
+    /// the two must not run at once (a peer bin going to NULL while its parent pauses it
+    /// deadlocked on a prerolling network sink).
+    pub(super) teardown: Mutex<()>,
 }
 
 #[glib::object_subclass]
@@ -113,6 +117,10 @@ impl ObjectSubclass for VdoNinjaSrc {
 impl VdoNinjaSrc {
     pub(super) fn settings(&self) -> MutexGuard<'_, Settings> {
         self.settings.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub(super) fn teardown_lock(&self) -> MutexGuard<'_, ()> {
+        self.teardown.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     pub(super) fn state(&self) -> MutexGuard<'_, State> {
@@ -487,7 +495,10 @@ impl ElementImpl for VdoNinjaSrc {
             // Before the children stop: the recorders must still run to finalize their files.
             self.stop();
         }
-        let mut ret = self.parent_change_state(transition);
+        let mut ret = {
+            let _teardown = self.teardown_lock();
+            self.parent_change_state(transition)
+        };
         match transition {
             // A live source: no preroll.
             gst::StateChange::ReadyToPaused | gst::StateChange::PlayingToPaused if ret.is_ok() => {
