@@ -243,3 +243,47 @@ async fn fanout_rules() {
         "room members never saw the lobby's seed"
     );
 }
+
+/// The `vdoninja-server` binary, as users run it.
+fn server_cli(args: &[&str], env: &[(&str, &str)]) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_vdoninja-server"))
+        .args(args)
+        .envs(env.iter().copied())
+        .output()
+        .expect("vdoninja-server runs")
+}
+
+#[test]
+fn the_server_command_line_behaves_like_other_rust_tools() {
+    let help = server_cli(&["--help"], &[]);
+    assert!(help.status.success());
+    let text = String::from_utf8_lossy(&help.stdout);
+    for flag in [
+        "--listen",
+        "--official",
+        "--tls-cert",
+        "--max-message",
+        "VDONINJA_LISTEN",
+    ] {
+        assert!(text.contains(flag), "--help names {flag}:\n{text}");
+    }
+    let version = server_cli(&["--version"], &[]);
+    assert!(String::from_utf8_lossy(&version.stdout).contains(env!("CARGO_PKG_VERSION")));
+    // Usage errors: exit code 2 and a message naming the problem.
+    for (args, says) in [
+        (&["--bogus"][..], "--bogus"),
+        (&["--listen", "nowhere"][..], "nowhere"),
+        (&["--tls-cert", "c.pem"][..], "--tls-key"),
+        (&["--max-message", "12"][..], "12"),
+        (&["--official", "--fanout"][..], "--fanout"),
+    ] {
+        let out = server_cli(args, &[]);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+        assert!(err.contains(says), "{args:?}: {err}");
+    }
+    // An environment override is taken like the flag.
+    let bad = server_cli(&[], &[("VDONINJA_LISTEN", "not-an-address")]);
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("not-an-address"));
+}

@@ -7,92 +7,81 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 
+use clap::Parser;
 use gstvdoninja::server::hub::ServerMode;
 use gstvdoninja::server::{ServerConfig, serve};
 
-const HELP: &str = "\
-vdoninja-server: a VDO.Ninja-compatible handshake (signaling) server
+/// A VDO.Ninja-compatible handshake (signaling) server.
+///
+/// Point both elements at it with server=ws://HOST:PORT (or wss:// with TLS). Every option can
+/// also be given in the environment (VDONINJA_LISTEN, VDONINJA_TLS_CERT, ...).
+#[derive(Debug, Parser)]
+#[command(name = "vdoninja-server", version)]
+struct Args {
+    /// Address and port to listen on.
+    #[arg(
+        long,
+        env = "VDONINJA_LISTEN",
+        default_value = "127.0.0.1:8443",
+        value_name = "ADDR"
+    )]
+    listen: SocketAddr,
+    /// Route like the official server (wss.vdo.ninja): UUIDs are assigned by the server, which
+    /// routes by stream and UUID; clients must then use signaling-mode=official.
+    #[arg(long, env = "VDONINJA_OFFICIAL", conflicts_with = "fanout")]
+    official: bool,
+    /// Relay like self-hosted fan-out servers (the default; clients add `from`). It is what
+    /// the elements' signaling-mode=auto expects of any host but *.vdo.ninja.
+    #[arg(long)]
+    fanout: bool,
+    /// PEM certificate chain: serve wss:// (needs --tls-key).
+    #[arg(
+        long,
+        env = "VDONINJA_TLS_CERT",
+        requires = "tls_key",
+        value_name = "FILE"
+    )]
+    tls_cert: Option<PathBuf>,
+    /// PEM private key for --tls-cert.
+    #[arg(
+        long,
+        env = "VDONINJA_TLS_KEY",
+        requires = "tls_cert",
+        value_name = "FILE"
+    )]
+    tls_key: Option<PathBuf>,
+    /// Largest accepted frame, in bytes.
+    #[arg(
+        long,
+        env = "VDONINJA_MAX_MESSAGE",
+        default_value_t = gstvdoninja::server::DEFAULT_MAX_MESSAGE as u64,
+        value_parser = clap::value_parser!(u64).range(1024..),
+        value_name = "BYTES"
+    )]
+    max_message: u64,
+    /// Log nothing but errors.
+    #[arg(long, env = "VDONINJA_QUIET")]
+    quiet: bool,
+}
 
-USAGE:
-    vdoninja-server [OPTIONS]
-
-OPTIONS:
-    --listen ADDR        address and port to listen on [default: 127.0.0.1:8443]
-    --official           route like the official server (wss.vdo.ninja): UUIDs are
-                         assigned by the server, which routes by stream and UUID;
-                         clients must then use signaling-mode=official
-    --fanout             relay like self-hosted fan-out servers (the default; clients
-                         add `from`). It is what the elements' signaling-mode=auto
-                         expects of any host but *.vdo.ninja
-    --tls-cert FILE      PEM certificate chain: serve wss:// (needs --tls-key)
-    --tls-key FILE       PEM private key for --tls-cert
-    --max-message BYTES  largest accepted frame [default: 262144]
-    --quiet              log nothing but errors
-    -h, --help           print this help
-    -V, --version        print the version
-
-Point both elements at it with server=ws://HOST:PORT (or wss:// with TLS).
-";
-
-fn parse() -> Result<Option<(ServerConfig, bool)>, String> {
-    let mut listen: SocketAddr = "127.0.0.1:8443".parse().map_err(|e| format!("{e}"))?;
-    let mut mode = ServerMode::Fanout;
-    let (mut cert, mut key): (Option<PathBuf>, Option<PathBuf>) = (None, None);
-    let mut max_message = gstvdoninja::server::DEFAULT_MAX_MESSAGE;
-    let mut quiet = false;
-    let mut args = std::env::args().skip(1);
-    while let Some(a) = args.next() {
-        let mut value = |name: &str| args.next().ok_or(format!("{name} needs a value"));
-        match a.as_str() {
-            "-h" | "--help" => {
-                print!("{HELP}");
-                return Ok(None);
-            }
-            "-V" | "--version" => {
-                println!("vdoninja-server {}", env!("CARGO_PKG_VERSION"));
-                return Ok(None);
-            }
-            "--listen" => {
-                let v = value("--listen")?;
-                listen = v
-                    .parse()
-                    .map_err(|_| format!("--listen: {v:?} is not an address like 0.0.0.0:8443"))?;
-            }
-            "--fanout" => mode = ServerMode::Fanout,
-            "--official" => mode = ServerMode::Official,
-            "--tls-cert" => cert = Some(value("--tls-cert")?.into()),
-            "--tls-key" => key = Some(value("--tls-key")?.into()),
-            "--max-message" => {
-                let v = value("--max-message")?;
-                max_message = v.parse().ok().filter(|n| *n >= 1024).ok_or(format!(
-                    "--max-message: {v:?} is not a number of bytes >= 1024"
-                ))?;
-            }
-            "--quiet" => quiet = true,
-            other => return Err(format!("unknown option {other:?} (see --help)")),
-        }
+impl Args {
+    fn config(&self) -> ServerConfig {
+        let mut cfg = ServerConfig::new(self.listen);
+        cfg.mode = if self.official {
+            ServerMode::Official
+        } else {
+            ServerMode::Fanout
+        };
+        cfg.tls = self.tls_cert.clone().zip(self.tls_key.clone());
+        cfg.max_message = usize::try_from(self.max_message).unwrap_or(usize::MAX);
+        cfg
     }
-    let tls = match (cert, key) {
-        (Some(c), Some(k)) => Some((c, k)),
-        (None, None) => None,
-        _ => return Err("--tls-cert and --tls-key go together".into()),
-    };
-    let mut cfg = ServerConfig::new(listen);
-    cfg.mode = mode;
-    cfg.tls = tls;
-    cfg.max_message = max_message;
-    Ok(Some((cfg, quiet)))
 }
 
 fn main() -> ExitCode {
-    let (mut cfg, quiet) = match parse() {
-        Ok(Some(c)) => c,
-        Ok(None) => return ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("vdoninja-server: {e}");
-            return ExitCode::from(2);
-        }
-    };
+    let args = Args::parse();
+    let quiet = args.quiet;
+    let mut cfg = args.config();
     cfg.log = Arc::new(move |line: &str| {
         if !quiet {
             eprintln!("vdoninja-server: {line}");

@@ -52,7 +52,7 @@ struct Shared {
     ops: Mutex<negotiate::Ops>,
     munging: Munging,
     /// The last remote offer as applied, for edits of our answer to it.
-    remote_offer: Mutex<Option<String>>,
+    remote_offer: Mutex<Option<gst_sdp::SDPMessage>>,
 }
 
 impl Shared {

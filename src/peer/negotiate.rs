@@ -125,29 +125,26 @@ fn set_local(shared: &Arc<Shared>, desc: WebRTCSessionDescription) {
         WebRTCSDPType::Offer => (SdpType::Offer, WebRTCSDPType::Offer),
         _ => (SdpType::Answer, WebRTCSDPType::Answer),
     };
-    let Ok(mut text) = desc.sdp().as_text() else {
+    let mut msg = desc.sdp().to_owned();
+    match kind {
+        SdpType::Offer if shared.munging.h264_baseline => sdp::advertise_h264_baseline(&mut msg),
+        SdpType::Answer => {
+            if let Ok(offer) = shared.remote_offer.lock()
+                && let Some(offer) = offer.as_ref()
+            {
+                sdp::mirror_h264_profiles(&mut msg, offer);
+            }
+        }
+        _ => {}
+    }
+    let Ok(text) = msg.as_text() else {
         return failed(
             shared,
             "webrtcbin produced an SDP that cannot be printed".into(),
         );
     };
-    match kind {
-        SdpType::Offer if shared.munging.h264_baseline => {
-            text = sdp::advertise_h264_baseline(&text)
-        }
-        SdpType::Answer => {
-            let offer = shared.remote_offer.lock().ok().and_then(|o| o.clone());
-            if let Some(offer) = offer {
-                text = sdp::mirror_h264_profiles(&text, &offer);
-            }
-        }
-        _ => {}
-    }
-    let Ok(msg) = gst_sdp::SDPMessage::parse_buffer(text.as_bytes()) else {
-        return failed(shared, "our edited SDP does not parse".into());
-    };
     if let Ok(mut m) = shared.mids.lock() {
-        *m = sdp::mids(&text);
+        *m = sdp::mids(&msg);
     }
     let desc = WebRTCSessionDescription::new(gst_kind, msg);
     let s = shared.clone();
@@ -169,25 +166,24 @@ fn remote(shared: &Arc<Shared>, desc: SessionDescription) {
         return;
     };
     let is_offer = desc.kind == SdpType::Offer;
-    let mut text = desc.sdp;
-    if is_offer {
-        if let Some(codec) = &shared.munging.prefer_video_codec {
-            text = sdp::prefer_video_codec(&text, codec);
-        }
-        if let Ok(mut o) = shared.remote_offer.lock() {
-            *o = Some(text.clone());
-        }
-    }
-    let Ok(msg) = gst_sdp::SDPMessage::parse_buffer(text.as_bytes()) else {
+    let Some(mut msg) = sdp::parse(&desc.sdp) else {
         return failed(shared, "the remote SDP does not parse".into());
     };
-    if is_offer && sdp::unsafe_for_webrtcbin(&text) {
-        return failed(
-            shared,
-            "the offer's first m-line is the data channel and its media announce no SSRC \
-             (a=ssrc), which GStreamer 1.22's webrtcbin cannot receive; refused"
-                .into(),
-        );
+    if is_offer {
+        if let Some(codec) = &shared.munging.prefer_video_codec {
+            sdp::prefer_video_codec(&mut msg, codec);
+        }
+        if sdp::unsafe_for_webrtcbin(&msg) {
+            return failed(
+                shared,
+                "the offer's first m-line is the data channel and its media announce no SSRC \
+                 (a=ssrc), which GStreamer 1.22's webrtcbin cannot receive; refused"
+                    .into(),
+            );
+        }
+        if let Ok(mut o) = shared.remote_offer.lock() {
+            *o = Some(msg.clone());
+        }
     }
     let gst_kind = if is_offer {
         WebRTCSDPType::Offer

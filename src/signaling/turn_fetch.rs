@@ -104,14 +104,8 @@ pub async fn turn_list(
 /// This machine's timezone as the web app computes it: minutes **west** of UTC, normalised to
 /// standard time (§4.2).
 pub fn local_timezone_minutes_west() -> i32 {
-    // SAFETY: `time(NULL)` and `localtime_r` with valid pointers to locals.
-    unsafe {
-        let now = libc::time(std::ptr::null_mut());
-        let mut tm: libc::tm = std::mem::zeroed();
-        if libc::localtime_r(&now, &mut tm).is_null() {
-            return 0;
-        }
-        let west = -(tm.tm_gmtoff / 60) as i32;
-        if tm.tm_isdst > 0 { west + 60 } else { west }
-    }
+    let tz = jiff::tz::TimeZone::system();
+    let info = tz.to_offset_info(jiff::Timestamp::now());
+    let west = -info.offset().seconds() / 60;
+    if info.dst().is_dst() { west + 60 } else { west }
 }

@@ -56,7 +56,8 @@ impl VdoNinjaSrc {
                     if let Output::SetRemoteDescription { sdp, .. } = &out
                         && sdp.kind == crate::protocol::message::SdpType::Offer
                     {
-                        r.expected = crate::peer::sdp::sending_media_count(&sdp.sdp);
+                        r.expected = crate::peer::sdp::parse(&sdp.sdp)
+                            .map_or(0, |m| crate::peer::sdp::sending_media_count(&m));
                     }
                     r.peer.apply(out);
                 }
