@@ -7,6 +7,7 @@
 //!
 //! `cargo build --release --lib && cargo run --release --example record_bench [-- 1 8]`
 
+use clap::Parser;
 use std::process::{Child, Command};
 use std::time::Duration;
 
@@ -43,6 +44,15 @@ fn launch(desc: &str, plugin_dir: &std::path::Path) -> Child {
         .expect("gst-launch-1.0 runs")
 }
 
+/// Recording CPU and memory of vdoninjasrc with 1 and 8 participants (or the counts given).
+#[derive(clap::Parser)]
+#[command(version)]
+struct Args {
+    /// Participant counts to measure, one run each [default: 1 8].
+    #[arg(value_parser = clap::value_parser!(usize))]
+    participants: Vec<usize>,
+}
+
 fn main() {
     let plugin_dir = std::env::current_exe()
         .ok()
@@ -52,12 +62,13 @@ fn main() {
         plugin_dir.join("libgstvdoninja.so").exists(),
         "build the plugin first: cargo build --release --lib"
     );
-    let counts: Vec<usize> = {
-        let args: Vec<usize> = std::env::args()
-            .skip(1)
-            .filter_map(|a| a.parse().ok())
-            .collect();
-        if args.is_empty() { vec![1, 8] } else { args }
+    let counts = {
+        let args = Args::parse();
+        if args.participants.is_empty() {
+            vec![1, 8]
+        } else {
+            args.participants
+        }
     };
     let rt = gstvdoninja::runtime::handle();
     let mut cfg = ServerConfig::new("127.0.0.1:0".parse().expect("address"));

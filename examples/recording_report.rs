@@ -5,6 +5,7 @@
 //!
 //! `cargo run --example recording_report -- DIR`
 
+use clap::Parser;
 use std::path::{Path, PathBuf};
 
 use gst::prelude::*;
@@ -70,11 +71,16 @@ fn describe(path: &Path) -> Result<(Vec<String>, Option<gst::ClockTime>, bool), 
     Ok((tracks, duration, seekable))
 }
 
+/// Prints what each recording in a directory holds: tracks, codecs, duration, seekability.
+#[derive(clap::Parser)]
+#[command(version)]
+struct Args {
+    /// The directory vdoninjasrc recorded into.
+    dir: PathBuf,
+}
+
 fn main() {
-    let Some(dir) = std::env::args().nth(1).map(PathBuf::from) else {
-        eprintln!("usage: recording_report DIR");
-        std::process::exit(2);
-    };
+    let dir = Args::parse().dir;
     if let Err(e) = gst::init() {
         eprintln!("GStreamer: {e}");
         std::process::exit(1);
