@@ -40,7 +40,7 @@ logs="${REALPEERS_LOGS:-$(mktemp -d)}"
 passed=0 failed=0 failures=()
 for t in "${tests[@]}"; do
   start=$(date +%s)
-  # A stale peer of an earlier run would hold stream IDs: nothing of ours may be left.
+  # Bounded: a case that hangs is killed (its peers end with their own time limits).
   if "$REALPEERS/netns.sh" exec timeout -k 10 240 "$bin" --ignored --exact "$t" --nocapture \
       >"$logs/$t.log" 2>&1; then
     passed=$((passed + 1))
