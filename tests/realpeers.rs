@@ -423,37 +423,36 @@ fn publish_py_records_vdoninjasink() {
     );
 }
 
-/// `vdoninja-server --official` with the harness's certificate, on `port`.
-struct OfficialServer(Child);
+/// A helper process of a test (a server), ended when the test ends.
+struct KillOnDrop(Child);
 
-impl OfficialServer {
-    fn start(h: &Harness, port: u16) -> Self {
-        let child = Command::new(env!("CARGO_BIN_EXE_vdoninja-server"))
-            .args([
-                "--official",
-                "--quiet",
-                "--listen",
-                &format!("127.0.0.1:{port}"),
-            ])
-            .arg("--tls-cert")
-            .arg(h.peers.join("webserver/cert.pem"))
-            .arg("--tls-key")
-            .arg(h.peers.join("webserver/key.pem"))
-            .spawn()
-            .expect("vdoninja-server starts");
-        let up = wait_until(Duration::from_secs(10), || {
-            std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
-        });
-        assert!(up, "vdoninja-server listens on {port}");
-        Self(child)
-    }
-}
-
-impl Drop for OfficialServer {
+impl Drop for KillOnDrop {
     fn drop(&mut self) {
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
+}
+
+/// `vdoninja-server --official` with the harness's certificate, on `port`.
+fn official_server(h: &Harness, port: u16) -> KillOnDrop {
+    let child = Command::new(env!("CARGO_BIN_EXE_vdoninja-server"))
+        .args([
+            "--official",
+            "--quiet",
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+        ])
+        .arg("--tls-cert")
+        .arg(h.peers.join("webserver/cert.pem"))
+        .arg("--tls-key")
+        .arg(h.peers.join("webserver/key.pem"))
+        .spawn()
+        .expect("vdoninja-server starts");
+    let up = wait_until(Duration::from_secs(10), || {
+        std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+    });
+    assert!(up, "vdoninja-server listens on {port}");
+    KillOnDrop(child)
 }
 
 #[test]
@@ -461,7 +460,7 @@ impl Drop for OfficialServer {
 fn official_webapp_with_our_official_server() {
     let h = Harness::start(8457);
     let port = 8467;
-    let _server = OfficialServer::start(&h, port);
+    let _server = official_server(&h, port);
     let props = format!(
         "server=wss://127.0.0.1:{port} signaling-mode=official tls-ca-file={} stun-server=\"\" auto-turn=false",
         h.ca().display()
@@ -523,54 +522,44 @@ fn official_webapp_with_our_official_server() {
     assert_eq!(r.count("audio/x-opus"), 1, "{r:?}");
 }
 
-/// coturn, as the issue gives it, on the harness's veth address.
-struct Coturn(Child);
+/// The harness's veth address, where coturn listens and relays.
+const COTURN_ADDR: &str = "198.18.0.1";
 
-impl Coturn {
-    const ADDR: &str = "198.18.0.1";
-
-    fn start(logs: &Path) -> Self {
-        let log = std::fs::File::create(logs.join("coturn.log")).expect("log");
-        let child = Command::new("turnserver")
-            .args([
-                "-n",
-                "--no-cli",
-                "--no-tls",
-                "--no-dtls",
-                "--listening-port=3478",
-                "--lt-cred-mech",
-                "--user=rpuser:rppass",
-                "--realm=rprealm",
-                "--allow-loopback-peers",
-                "--min-port=49160",
-                "--max-port=49300",
-                "--log-file=stdout",
-                "--simple-log",
-                "--verbose",
-            ])
-            .arg(format!("--listening-ip={}", Self::ADDR))
-            .arg(format!("--relay-ip={}", Self::ADDR))
-            .arg(format!("--pidfile={}", logs.join("coturn.pid").display()))
-            .stdout(log.try_clone().expect("log"))
-            .stderr(log)
-            .spawn()
-            .expect("turnserver starts (Debian's coturn)");
-        Self(child)
-    }
-}
-
-impl Drop for Coturn {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
+/// coturn, as the issue gives it, on [`COTURN_ADDR`].
+fn coturn(logs: &Path) -> KillOnDrop {
+    let log = std::fs::File::create(logs.join("coturn.log")).expect("log");
+    let child = Command::new("turnserver")
+        .args([
+            "-n",
+            "--no-cli",
+            "--no-tls",
+            "--no-dtls",
+            "--listening-port=3478",
+            "--lt-cred-mech",
+            "--user=rpuser:rppass",
+            "--realm=rprealm",
+            "--allow-loopback-peers",
+            "--min-port=49160",
+            "--max-port=49300",
+            "--log-file=stdout",
+            "--simple-log",
+            "--verbose",
+        ])
+        .arg(format!("--listening-ip={}", COTURN_ADDR))
+        .arg(format!("--relay-ip={}", COTURN_ADDR))
+        .arg(format!("--pidfile={}", logs.join("coturn.pid").display()))
+        .stdout(log.try_clone().expect("log"))
+        .stderr(log)
+        .spawn()
+        .expect("turnserver starts (Debian's coturn)");
+    KillOnDrop(child)
 }
 
 #[test]
 #[ignore = "needs ../shared/realpeers: scripts/realpeers.sh"]
 fn relay_only_through_coturn() {
     let h = Harness::start(8458);
-    let _turn = Coturn::start(h.logs.path());
+    let _turn = coturn(h.logs.path());
     let dir = tempfile::tempdir().expect("tempdir");
     let _guest = h.browser_guest("relayguest", "rproomrelay", "");
     let mut rec = Recorder::start(&format!(
@@ -578,7 +567,7 @@ fn relay_only_through_coturn() {
          turn-servers=turn://rpuser:rppass@{}:3478 ice-transport-policy=relay",
         dir.path().display(),
         h.props(),
-        Coturn::ADDR
+        COTURN_ADDR
     ));
     let ok = wait_until(PEER_WAIT, || {
         rec.poll();

@@ -342,8 +342,6 @@ struct Want {
     plain: String,
     /// Asked for by name (retry until it comes), rather than found in a room.
     explicit: bool,
-    /// A peer delivers it.
-    satisfied: bool,
     next_play: Option<Instant>,
     attempts: usize,
     warned: bool,
@@ -416,7 +414,6 @@ impl Machine {
                     Want {
                         plain,
                         explicit: true,
-                        satisfied: false,
                         next_play: None,
                         attempts: 0,
                         warned: false,

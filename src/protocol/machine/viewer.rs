@@ -44,7 +44,6 @@ impl Machine {
         self.uuid_streams.clear();
         self.wants.retain(|_, w| w.explicit);
         for w in self.wants.values_mut() {
-            w.satisfied = false;
             w.last_play = None;
         }
     }
@@ -73,16 +72,14 @@ impl Machine {
             return;
         }
         let explicit = matches!(&self.cfg.view, View::Stream(_));
-        let want = self.wants.entry(wire.to_string()).or_insert(Want {
+        self.wants.entry(wire.to_string()).or_insert(Want {
             plain,
             explicit,
-            satisfied: false,
             next_play: None,
             attempts: 0,
             warned: false,
             last_play: None,
         });
-        want.satisfied = false;
         self.play(wire, Some(uuid), now);
     }
 
@@ -91,6 +88,16 @@ impl Machine {
         self.peers
             .iter()
             .any(|p| p.role == Role::Viewer && p.stream_id.as_deref() == Some(plain))
+    }
+
+    /// The plain stream IDs our live viewer-side peers deliver: a want is satisfied exactly
+    /// when its stream is among them (derived, never stored).
+    fn delivered_streams(&self) -> Vec<String> {
+        self.peers
+            .iter()
+            .filter(|p| p.role == Role::Viewer)
+            .filter_map(|p| p.stream_id.clone())
+            .collect()
     }
 
     fn wants_stream(&self, plain: &str) -> bool {
@@ -109,10 +116,11 @@ impl Machine {
         if self.wire_room.is_some() && !self.in_room {
             return; // after the listing
         }
+        let delivered = self.delivered_streams();
         let wires: Vec<String> = self
             .wants
             .iter()
-            .filter(|(_, w)| w.explicit && !w.satisfied)
+            .filter(|(_, w)| w.explicit && !delivered.contains(&w.plain))
             .map(|(k, _)| k.clone())
             .collect();
         for wire in wires {
@@ -159,18 +167,9 @@ impl Machine {
         let retry = self.cfg.timing.play_retry.clone();
         let mut sends = Vec::new();
         let mut warnings = Vec::new();
-        let delivered: Vec<String> = self
-            .peers
-            .iter()
-            .filter(|p| p.role == Role::Viewer)
-            .filter_map(|p| p.stream_id.clone())
-            .collect();
+        let delivered = self.delivered_streams();
         for (wire, w) in self.wants.iter_mut() {
-            if w.satisfied || w.next_play.is_none_or(|t| now < t) {
-                continue;
-            }
-            if delivered.contains(&w.plain) {
-                w.satisfied = true;
+            if w.next_play.is_none_or(|t| now < t) || delivered.contains(&w.plain) {
                 continue;
             }
             w.last_play = Some((now, None));
@@ -268,9 +267,6 @@ impl Machine {
             for old in same_stream {
                 self.close_peer(old, CloseReason::Replaced, true, now);
             }
-            for w in self.wants.values_mut().filter(|w| &w.plain == p) {
-                w.satisfied = true;
-            }
         }
         let id = self.new_peer_id();
         let stream_id = plain.or_else(|| match self.cfg.mode {
@@ -302,7 +298,6 @@ impl Machine {
     pub(super) fn rearm_want(&mut self, stream: &str, now: Instant) {
         let after = self.cfg.timing.replay_after_close;
         for w in self.wants.values_mut().filter(|w| w.plain == stream) {
-            w.satisfied = false;
             w.next_play = Some(now + after);
             w.attempts = 0;
         }
