@@ -53,6 +53,8 @@ struct Shared {
     munging: Munging,
     /// The last remote offer as applied, for edits of our answer to it.
     remote_offer: Mutex<Option<gst_sdp::SDPMessage>>,
+    /// When we last sent on the data channel (what a close waits for, see `flush`).
+    last_sent: Mutex<Option<std::time::Instant>>,
 }
 
 impl Shared {
@@ -114,6 +116,7 @@ impl Peer {
             ops: Mutex::new(negotiate::Ops::default()),
             munging: opts.munging,
             remote_offer: Mutex::new(None),
+            last_sent: Mutex::new(None),
         });
         Self::connect_signals(&webrtc, &shared);
         Ok(Self {
@@ -206,6 +209,9 @@ impl Peer {
         let dc = self.shared.channel.lock().ok().and_then(|c| c.clone());
         match dc {
             Some(dc) if dc.ready_state() == WebRTCDataChannelState::Open => {
+                if let Ok(mut t) = self.shared.last_sent.lock() {
+                    *t = Some(std::time::Instant::now());
+                }
                 dc.send_string_full(Some(text)).is_ok()
             }
             _ => false,
@@ -237,7 +243,8 @@ impl Peer {
         if let Ok(mut c) = self.shared.channel.lock()
             && let Some(dc) = c.take()
         {
-            flush(&dc);
+            let last_sent = self.shared.last_sent.lock().ok().and_then(|t| *t);
+            flush(&dc, last_sent);
             dc.close();
         }
         let _ = self.bin.set_state(gst::State::Null);
@@ -258,8 +265,11 @@ pub fn wake_for_goodbye(bins: &[gst::Bin]) {
 
 /// Lets what was just sent on `dc` (a `bye`, above all: it is said on the data channel only)
 /// leave before the connection is torn down: waits until the channel has handed everything to
-/// SCTP, then a moment for SCTP to put it on the wire. Bounded: 250 ms at most.
-fn flush(dc: &WebRTCDataChannel) {
+/// SCTP, then until SCTP had [`SETTLE`] since the last send to put it on the wire. A channel
+/// that sent nothing lately is not waited for; the wait is bounded (250 ms at most).
+fn flush(dc: &WebRTCDataChannel, last_sent: Option<std::time::Instant>) {
+    const SETTLE: std::time::Duration = std::time::Duration::from_millis(50);
+    let Some(sent) = last_sent else { return };
     if dc.ready_state() != WebRTCDataChannelState::Open {
         return;
     }
@@ -267,7 +277,9 @@ fn flush(dc: &WebRTCDataChannel) {
     while dc.buffered_amount() > 0 && std::time::Instant::now() < deadline {
         std::thread::sleep(std::time::Duration::from_millis(5));
     }
-    std::thread::sleep(std::time::Duration::from_millis(50));
+    if let Some(rest) = SETTLE.checked_sub(sent.elapsed()) {
+        std::thread::sleep(rest);
+    }
 }
 
 fn attach_channel(shared: &Arc<Shared>, dc: WebRTCDataChannel) {

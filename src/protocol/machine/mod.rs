@@ -481,8 +481,16 @@ impl Machine {
             }
             Input::Tick => self.on_tick(now),
             Input::Shutdown => {
-                for id in self.peers.ids() {
-                    self.close_peer(id, CloseReason::Shutdown, true, now);
+                // Every `bye` first, then the closes: the goodbyes leave together instead of
+                // each waiting for the previous peer's teardown.
+                let ids = self.peers.ids();
+                for &id in &ids {
+                    let mut o = Object::new();
+                    o.insert("bye".into(), true.into());
+                    self.send_control(id, o);
+                }
+                for id in ids {
+                    self.close_peer(id, CloseReason::Shutdown, false, now);
                 }
             }
         }

@@ -781,3 +781,36 @@ fn manners_no_listing_means_join_again_with_backoff() {
     );
     assert!(!(62..200).any(|s| joins_at(&mut m, s)));
 }
+
+#[test]
+fn shutdown_says_every_bye_before_closing_anyone() {
+    let c = crypto();
+    let mut m = room_recorder();
+    let t0 = Instant::now();
+    m.handle(Input::Connected, t0);
+    let mut peers = Vec::new();
+    for (uuid, stream) in [("pub1", "ann"), ("pub2", "bob"), ("pub3", "cy")] {
+        let mut o: Object = serde_json::from_str(&offer(uuid, "s1", &c)).unwrap();
+        o.insert("streamID".into(), json!(c.wire_stream_id(stream).unwrap()));
+        let text = Value::Object(o).to_string();
+        let peer = created(&m.handle(Input::ServerText(text), t0)).unwrap();
+        m.handle(Input::DataChannelOpen { peer }, t0);
+        peers.push(peer);
+    }
+    let outs = m.handle(Input::Shutdown, t0);
+    let byes: Vec<usize> = outs
+        .iter()
+        .enumerate()
+        .filter(|(_, o)| matches!(o, Output::SendData { text, .. } if text.contains("\"bye\"")))
+        .map(|(i, _)| i)
+        .collect();
+    let closes: Vec<usize> = outs
+        .iter()
+        .enumerate()
+        .filter(|(_, o)| matches!(o, Output::ClosePeer { .. }))
+        .map(|(i, _)| i)
+        .collect();
+    assert_eq!((byes.len(), closes.len()), (3, 3), "{outs:?}");
+    assert!(byes.iter().max() < closes.iter().min(), "{outs:?}");
+    assert!(sent(&outs).iter().all(|t| !t.contains("bye")));
+}
