@@ -11,15 +11,20 @@
 //!   and `migrate`/`transferred`.
 //! * [`ServerMode::Fanout`] is the self-hosted fan-out model of §1.3B.
 
-use std::collections::{HashMap, HashSet};
-use std::time::{Duration, Instant};
+use std::collections::{BTreeSet, HashMap};
+use std::time::Duration;
 
+use rustc_hash::FxHashMap;
 use serde_json::{Value, json};
+use tokio_tungstenite::tungstenite::Utf8Bytes;
 
-use crate::protocol::message::{Object, get_string, parse_object};
+use super::envelope::{Envelope, replace_value};
 
 /// A connection handle, chosen by the I/O side.
 pub type ConnId = u64;
+
+/// A message's text: shared, so that one relayed to a whole room is not copied per member.
+pub type Text = Utf8Bytes;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum ServerMode {
@@ -28,61 +33,48 @@ pub enum ServerMode {
     Fanout,
 }
 
-/// Per-connection message rate limit: a token bucket.
-#[derive(Debug, Clone, Copy)]
-pub struct RateLimit {
-    /// Messages per second, sustained.
-    pub per_second: f64,
-    /// Burst size.
-    pub burst: f64,
-}
-
-impl Default for RateLimit {
-    fn default() -> Self {
-        Self {
-            per_second: 100.0,
-            burst: 400.0,
-        }
-    }
-}
-
 /// What the hub wants done.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Action {
     /// Send this text to that connection.
-    Deliver(ConnId, String),
+    Deliver(ConnId, Text),
     /// Something was dropped or refused: log it.
     Log(String),
 }
 
-#[derive(Debug)]
+#[derive(Debug, Default)]
 struct Conn {
     /// Official: assigned by us. Fan-out: bound from the first `from`.
     uuid: Option<String>,
     stream: Option<String>,
     room: Option<String>,
-    tokens: f64,
-    refilled: Instant,
-    dropped: u64,
+    /// Official: streams this connection's early `play`s wait for.
+    waits_for: Vec<String>,
 }
 
+/// The hub's state, indexed so that routing one message costs the same with ten connections
+/// as with ten thousand: by UUID, by room, by stream.
 #[derive(Debug, Default)]
 pub struct Hub {
     mode: ServerMode,
-    rate: RateLimit,
-    conns: HashMap<ConnId, Conn>,
-    /// Official: wire stream ID → publisher connection.
+    /// Server-assigned keys: the fast hash is safe (the string-keyed maps keep SipHash).
+    conns: FxHashMap<ConnId, Conn>,
+    by_uuid: HashMap<String, ConnId>,
+    /// Room → members (ordered, so deliveries come in a stable order).
+    rooms: HashMap<String, BTreeSet<ConnId>>,
+    /// Connections in no room.
+    lobby: BTreeSet<ConnId>,
+    /// Wire stream ID → its publisher.
     streams: HashMap<String, ConnId>,
     /// Official: wire stream ID → viewers waiting for it to be seeded.
-    waiting: HashMap<String, HashSet<ConnId>>,
+    waiting: HashMap<String, BTreeSet<ConnId>>,
     next_uuid: u64,
 }
 
 impl Hub {
-    pub fn new(mode: ServerMode, rate: RateLimit) -> Self {
+    pub fn new(mode: ServerMode) -> Self {
         Self {
             mode,
-            rate,
             ..Default::default()
         }
     }
@@ -92,7 +84,7 @@ impl Hub {
     }
 
     /// A new connection. Returns its UUID in the official model.
-    pub fn connect(&mut self, id: ConnId, now: Instant) -> Option<String> {
+    pub fn connect(&mut self, id: ConnId) -> Option<String> {
         let uuid = (self.mode == ServerMode::Official).then(|| {
             self.next_uuid += 1;
             // Unique and opaque: a counter plus randomness.
@@ -102,17 +94,17 @@ impl Hub {
                 crate::protocol::routing::random_client_uuid()
             )
         });
+        if let Some(u) = &uuid {
+            self.by_uuid.insert(u.clone(), id);
+        }
         self.conns.insert(
             id,
             Conn {
                 uuid: uuid.clone(),
-                stream: None,
-                room: None,
-                tokens: self.rate.burst,
-                refilled: now,
-                dropped: 0,
+                ..Default::default()
             },
         );
+        self.lobby.insert(id);
         uuid
     }
 
@@ -121,18 +113,30 @@ impl Hub {
         self.conns.get(&id).and_then(|c| c.uuid.as_deref())
     }
 
-    /// A connection closed: everything it held goes.
+    /// A connection closed: everything it held goes. Closing an unknown one does nothing.
     pub fn disconnect(&mut self, id: ConnId) {
-        if let Some(c) = self.conns.remove(&id)
-            && let Some(s) = c.stream
-            && self.streams.get(&s) == Some(&id)
+        let Some(c) = self.conns.remove(&id) else {
+            return;
+        };
+        if let Some(u) = &c.uuid
+            && self.by_uuid.get(u) == Some(&id)
         {
-            self.streams.remove(&s);
+            self.by_uuid.remove(u);
         }
-        for viewers in self.waiting.values_mut() {
-            viewers.remove(&id);
+        if let Some(s) = &c.stream
+            && self.streams.get(s) == Some(&id)
+        {
+            self.streams.remove(s);
         }
-        self.waiting.retain(|_, v| !v.is_empty());
+        self.leave_group(id, c.room.as_deref());
+        for s in &c.waits_for {
+            if let Some(w) = self.waiting.get_mut(s) {
+                w.remove(&id);
+                if w.is_empty() {
+                    self.waiting.remove(s);
+                }
+            }
+        }
     }
 
     pub fn connections(&self) -> usize {
@@ -140,64 +144,52 @@ impl Hub {
     }
 
     /// One text frame from connection `id`.
-    pub fn message(&mut self, id: ConnId, text: &str, now: Instant) -> Vec<Action> {
+    pub fn message(&mut self, id: ConnId, text: impl Into<Text>) -> Vec<Action> {
+        let text = text.into();
         let mut out = Vec::new();
-        let Some(conn) = self.conns.get_mut(&id) else {
-            return out;
-        };
-        // Token bucket.
-        let elapsed = now.saturating_duration_since(conn.refilled).as_secs_f64();
-        conn.tokens = (conn.tokens + elapsed * self.rate.per_second).min(self.rate.burst);
-        conn.refilled = now;
-        if conn.tokens < 1.0 {
-            conn.dropped += 1;
-            if conn.dropped.is_power_of_two() {
-                out.push(Action::Log(format!(
-                    "connection {id}: rate limit exceeded, {} message(s) dropped",
-                    conn.dropped
-                )));
-            }
+        if !self.conns.contains_key(&id) {
             return out;
         }
-        conn.tokens -= 1.0;
-        let obj = match parse_object(text) {
-            Ok(o) => o,
+        let env = match Envelope::parse(&text) {
+            Ok(e) => e,
             Err(e) => {
                 out.push(Action::Log(format!("connection {id}: dropped: {e}")));
                 return out;
             }
         };
         match self.mode {
-            ServerMode::Official => self.official(id, obj, &mut out),
-            ServerMode::Fanout => self.fanout(id, obj, &mut out),
+            ServerMode::Official => self.official(id, &env, &text, &mut out),
+            ServerMode::Fanout => self.fanout(id, &env, &text, &mut out),
         }
         out
     }
 
-    fn official(&mut self, id: ConnId, mut obj: Object, out: &mut Vec<Action>) {
+    fn official(&mut self, id: ConnId, env: &Envelope, text: &Text, out: &mut Vec<Action>) {
         let Some(me) = self.uuid_of(id).map(str::to_string) else {
             return;
         };
-        let Some(request) = get_string(&obj, &["request"]) else {
+        let Some(request) = env.request() else {
             // A peer message: relay to its destination with UUID = sender.
-            let Some(dest) = get_string(&obj, &["UUID"]) else {
+            let (Some(dest), Some(span)) = (env.uuid(), env.uuid_span(text)) else {
                 out.push(Action::Log(format!(
                     "connection {id}: peer message without UUID dropped"
                 )));
                 return;
             };
-            let Some(dest_id) = self.conn_by_uuid(&dest) else {
+            let Some(&dest_id) = self.by_uuid.get(dest.as_ref()) else {
                 out.push(Action::Log(format!(
                     "connection {id}: no connection {dest:?}; dropped"
                 )));
                 return;
             };
-            obj.insert("UUID".into(), Value::String(me));
-            out.push(Action::Deliver(dest_id, Value::Object(obj).to_string()));
+            out.push(Action::Deliver(
+                dest_id,
+                replace_value(text, span, &me).into(),
+            ));
             return;
         };
-        let stream = get_string(&obj, &["streamID"]);
-        match request.as_str() {
+        let stream = env.stream_id().map(|s| s.into_owned());
+        match request.as_ref() {
             "seed" => {
                 let Some(stream) = stream else { return };
                 if let Some(&owner) = self.streams.get(&stream)
@@ -209,14 +201,15 @@ impl Hub {
                     ));
                     return;
                 }
-                if let Some(conn) = self.conns.get_mut(&id)
-                    && let Some(old) = conn.stream.replace(stream.clone())
+                let conn = self.conns.entry(id).or_default();
+                if let Some(old) = conn.stream.replace(stream.clone())
                     && old != stream
+                    && self.streams.get(&old) == Some(&id)
                 {
                     self.streams.remove(&old);
                 }
+                let room = conn.room.clone();
                 self.streams.insert(stream.clone(), id);
-                let room = self.conns[&id].room.clone();
                 if let Some(room) = room {
                     for other in self.room_members(&room, id) {
                         out.push(self.to(
@@ -226,6 +219,9 @@ impl Hub {
                     }
                 }
                 for viewer in self.waiting.remove(&stream).unwrap_or_default() {
+                    if let Some(v) = self.conns.get_mut(&viewer) {
+                        v.waits_for.retain(|s| *s != stream);
+                    }
                     if let Some(v) = self.uuid_of(viewer).map(str::to_string) {
                         out.push(self.to(id, json!({"request":"offerSDP","UUID":v})));
                     }
@@ -240,21 +236,19 @@ impl Hub {
                     Some(_) => {}
                     // Remembered until the seed only outside rooms: in a room the seed's
                     // `videoaddedtoroom` tells the members, who play then (§1.3C).
-                    None if self.conns[&id].room.is_none() => {
-                        self.waiting.entry(stream).or_default().insert(id);
-                    }
+                    None if self.conns[&id].room.is_none() => self.wait_for(id, stream),
                     None => {}
                 }
             }
             "joinroom" => {
-                let Some(room) = get_string(&obj, &["roomid"]) else {
+                let Some(room) = env.roomid().map(|r| r.into_owned()) else {
                     return;
                 };
-                let list: Vec<Value> = self
-                    .room_members(&room, id)
-                    .into_iter()
+                let others = self.room_members(&room, id);
+                let list: Vec<Value> = others
+                    .iter()
                     .filter_map(|o| {
-                        let c = &self.conns[&o];
+                        let c = &self.conns[o];
                         let mut m = json!({"UUID": c.uuid.as_deref()?});
                         if let Some(s) = &c.stream {
                             m["streamID"] = json!(s);
@@ -262,17 +256,15 @@ impl Hub {
                         Some(m)
                     })
                     .collect();
-                let my_stream = self.conns[&id].stream.clone();
-                for other in self.room_members(&room, id) {
-                    let mut j = json!({"request":"someonejoined","UUID":me});
-                    if let Some(s) = &my_stream {
-                        j["streamID"] = json!(s);
-                    }
-                    out.push(self.to(other, j));
+                let mut joined = json!({"request":"someonejoined","UUID":me});
+                if let Some(s) = &self.conns[&id].stream {
+                    joined["streamID"] = json!(s);
                 }
-                if let Some(c) = self.conns.get_mut(&id) {
-                    c.room = Some(room);
+                let joined = Text::from(joined.to_string());
+                for other in others {
+                    out.push(Action::Deliver(other, joined.clone()));
                 }
+                self.set_room(id, Some(room));
                 out.push(self.to(id, json!({"request":"listing","list":list})));
             }
             other => out.push(Action::Log(format!(
@@ -281,13 +273,12 @@ impl Hub {
         }
     }
 
-    fn fanout(&mut self, id: ConnId, obj: Object, out: &mut Vec<Action>) {
-        let Some(from) = get_string(&obj, &["from"]) else {
+    fn fanout(&mut self, id: ConnId, env: &Envelope, text: &Text, out: &mut Vec<Action>) {
+        let Some(from) = env.from() else {
             out.push(self.to(id, json!({"error":"missing from field"})));
             return;
         };
-        let bound = self.conns[&id].uuid.clone();
-        match bound {
+        match self.conns[&id].uuid.as_deref() {
             Some(b) if b != from => {
                 out.push(Action::Log(format!(
                     "connection {id}: `from` changed; dropped"
@@ -296,99 +287,127 @@ impl Hub {
             }
             Some(_) => {}
             None => {
-                if self.conn_by_uuid(&from).is_some() {
+                if self.by_uuid.contains_key(from.as_ref()) {
                     out.push(self.to(id, json!({"error":"uuid already in use"})));
                     return;
                 }
-                if let Some(c) = self.conns.get_mut(&id) {
-                    c.uuid = Some(from.clone());
-                }
+                self.by_uuid.insert(from.to_string(), id);
+                self.conns.entry(id).or_default().uuid = Some(from.into_owned());
             }
         }
-        let request = get_string(&obj, &["request"]);
-        let stream = get_string(&obj, &["streamID"]);
+        let request = env.request();
+        let stream = env.stream_id();
         if matches!(request.as_deref(), Some("seed") | Some("joinroom"))
             && let Some(s) = &stream
         {
-            let current = self.conns[&id].stream.clone();
-            if current.as_ref().is_some_and(|c| c != s) {
+            if self.conns[&id]
+                .stream
+                .as_ref()
+                .is_some_and(|c| c != s.as_ref())
+            {
                 out.push(self.to(id, json!({"error":"can't change sid"})));
                 return;
             }
-            let taken = self
-                .conns
-                .iter()
-                .any(|(o, c)| *o != id && c.stream.as_deref() == Some(s.as_str()));
-            if taken {
+            if self.streams.get(s.as_ref()).is_some_and(|o| *o != id) {
                 out.push(self.to(id, json!({"error":"sid already in use"})));
                 return;
             }
-            if let Some(c) = self.conns.get_mut(&id) {
-                c.stream = Some(s.clone());
-            }
+            self.streams.insert(s.to_string(), id);
+            self.conns.entry(id).or_default().stream = Some(s.to_string());
         }
         if request.as_deref() == Some("joinroom")
-            && let Some(room) = get_string(&obj, &["roomid"])
-            && let Some(c) = self.conns.get_mut(&id)
+            && let Some(room) = env.roomid()
         {
-            c.room = Some(room);
+            self.set_room(id, Some(room.into_owned()));
         }
-        let dest = get_string(&obj, &["UUID"]);
-        let sender_room = self.conns[&id].room.clone();
-        let text = Value::Object(obj).to_string();
-        let mut targets: Vec<ConnId> = self
-            .conns
-            .iter()
-            .filter(|(o, c)| {
-                if **o == id {
-                    return false;
-                }
-                if let Some(d) = &dest
-                    && c.uuid.as_deref() != Some(d.as_str())
+        let room = self.conns[&id].room.clone();
+        let wanted = match request.as_deref() {
+            Some("play") => stream.as_deref(),
+            _ => None,
+        };
+        let same_room = |c: &Conn| c.room == room;
+        let wants = |c: &Conn| wanted.is_none() || c.stream.as_deref() == wanted;
+        match env.uuid() {
+            Some(dest) => {
+                if let Some(&to) = self.by_uuid.get(dest.as_ref())
+                    && to != id
+                    && let Some(c) = self.conns.get(&to)
+                    && same_room(c)
+                    && wants(c)
                 {
-                    return false;
+                    out.push(Action::Deliver(to, text.clone()));
                 }
-                if sender_room.is_some() != c.room.is_some() || sender_room != c.room {
-                    return false;
+            }
+            None => {
+                let group = match &room {
+                    Some(r) => self.rooms.get(r),
+                    None => Some(&self.lobby),
+                };
+                for &to in group.into_iter().flatten() {
+                    if to != id && self.conns.get(&to).is_some_and(wants) {
+                        out.push(Action::Deliver(to, text.clone()));
+                    }
                 }
-                if request.as_deref() == Some("play") && stream.is_some() && c.stream != stream {
-                    return false;
-                }
-                true
-            })
-            .map(|(o, _)| *o)
-            .collect();
-        targets.sort_unstable();
-        for t in targets {
-            out.push(Action::Deliver(t, text.clone()));
+            }
         }
     }
 
-    fn conn_by_uuid(&self, uuid: &str) -> Option<ConnId> {
-        self.conns
-            .iter()
-            .find(|(_, c)| c.uuid.as_deref() == Some(uuid))
-            .map(|(id, _)| *id)
+    /// `id` played `stream` before it was seeded.
+    fn wait_for(&mut self, id: ConnId, stream: String) {
+        if self.waiting.entry(stream.clone()).or_default().insert(id) {
+            self.conns.entry(id).or_default().waits_for.push(stream);
+        }
     }
 
     /// Members of `room` other than `except`, in a stable order.
     fn room_members(&self, room: &str, except: ConnId) -> Vec<ConnId> {
-        let mut v: Vec<ConnId> = self
-            .conns
-            .iter()
-            .filter(|(id, c)| **id != except && c.room.as_deref() == Some(room))
-            .map(|(id, _)| *id)
-            .collect();
-        v.sort_unstable();
-        v
+        self.rooms
+            .get(room)
+            .into_iter()
+            .flatten()
+            .copied()
+            .filter(|m| *m != except)
+            .collect()
+    }
+
+    fn set_room(&mut self, id: ConnId, room: Option<String>) {
+        let Some(conn) = self.conns.get_mut(&id) else {
+            return;
+        };
+        if conn.room == room {
+            return;
+        }
+        let old = std::mem::replace(&mut conn.room, room.clone());
+        self.leave_group(id, old.as_deref());
+        match room {
+            Some(r) => self.rooms.entry(r).or_default().insert(id),
+            None => self.lobby.insert(id),
+        };
+    }
+
+    fn leave_group(&mut self, id: ConnId, room: Option<&str>) {
+        match room {
+            Some(r) => {
+                if let Some(m) = self.rooms.get_mut(r) {
+                    m.remove(&id);
+                    if m.is_empty() {
+                        self.rooms.remove(r);
+                    }
+                }
+            }
+            None => {
+                self.lobby.remove(&id);
+            }
+        }
     }
 
     fn to(&self, id: ConnId, v: Value) -> Action {
-        Action::Deliver(id, v.to_string())
+        Action::Deliver(id, v.to_string().into())
     }
 }
 
-/// How long an idle connection may stay silent before the I/O side pings it.
+/// How often the I/O side pings every connection (keeps proxies and NATs from dropping idle
+/// ones, and finds dead ones).
 pub const PING_INTERVAL: Duration = Duration::from_secs(30);
 
 #[cfg(test)]

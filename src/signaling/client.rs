@@ -147,6 +147,29 @@ fn is_server_command(text: &str) -> bool {
         .is_some_and(|v| v.get("request").is_some())
 }
 
+/// Why a connection attempt failed; a refusal (e.g. a server at its connection limit)
+/// carries the server's own words.
+fn connect_error(e: &tokio_tungstenite::tungstenite::Error) -> String {
+    if let tokio_tungstenite::tungstenite::Error::Http(resp) = e {
+        let body = resp
+            .body()
+            .as_deref()
+            .map(|b| {
+                String::from_utf8_lossy(b)
+                    .trim()
+                    .chars()
+                    .take(200)
+                    .collect::<String>()
+            })
+            .filter(|b| !b.is_empty());
+        return match body {
+            Some(b) => format!("the server refused the connection: {} ({b})", resp.status()),
+            None => format!("the server refused the connection: {}", resp.status()),
+        };
+    }
+    format!("cannot connect: {e}")
+}
+
 async fn run(
     cfg: ClientConfig,
     mut rx: mpsc::UnboundedReceiver<Cmd>,
@@ -184,7 +207,7 @@ async fn run(
         );
         let reason = match tokio::time::timeout(cfg.connect_timeout, connect).await {
             Err(_) => "connection timed out".to_string(),
-            Ok(Err(e)) => format!("cannot connect: {e}"),
+            Ok(Err(e)) => connect_error(&e),
             Ok(Ok((ws, _))) => {
                 attempt = 0;
                 if events.send(ClientEvent::Connected).is_err() {

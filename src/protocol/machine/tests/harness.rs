@@ -11,7 +11,7 @@ use crate::protocol::machine::{
     CloseReason, Config, Event, Input, Machine, Output, PeerId, PeerState, Role,
 };
 use crate::protocol::message::{IceCandidate, SdpType, SessionDescription};
-use crate::server::hub::{Action, Hub, RateLimit, ServerMode};
+use crate::server::hub::{Action, Hub, ServerMode};
 
 #[derive(Debug, Default)]
 pub struct FakePeer {
@@ -75,7 +75,7 @@ fn author(sdp: &SessionDescription) -> Option<(usize, PeerId)> {
 impl Net {
     pub fn new(mode: ServerMode) -> Self {
         Self {
-            hub: Hub::new(mode, RateLimit::default()),
+            hub: Hub::new(mode),
             nodes: Vec::new(),
             now: Instant::now(),
             queue: VecDeque::new(),
@@ -96,7 +96,7 @@ impl Net {
     }
 
     pub fn connect(&mut self, n: usize) {
-        self.hub.connect(n as u64, self.now);
+        self.hub.connect(n as u64);
         self.nodes[n].online = true;
         self.queue.push_back((n, Input::Connected));
         self.run();
@@ -158,16 +158,16 @@ impl Net {
     }
 
     fn apply(&mut self, n: usize, o: Output) {
-        let now = self.now;
         match o {
             Output::Send(text) => {
                 self.nodes[n].sent.push(text.clone());
                 if !self.nodes[n].online {
                     return;
                 }
-                for a in self.hub.message(n as u64, &text, now) {
+                for a in self.hub.message(n as u64, &text) {
                     if let Action::Deliver(to, t) = a {
-                        self.queue.push_back((to as usize, Input::ServerText(t)));
+                        self.queue
+                            .push_back((to as usize, Input::ServerText(t.to_string())));
                     }
                 }
             }
