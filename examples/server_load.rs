@@ -46,6 +46,10 @@ struct Args {
     /// server.js, TLS), or the URL of a running server (then give --pid).
     #[arg(long, default_value = "ours")]
     server: String,
+    /// The `vdoninja-server` binary to start for `ours` (default: the one built next to this
+    /// program), e.g. an older build for a before/after figure.
+    #[arg(long)]
+    server_bin: Option<PathBuf>,
     /// The server's process, for a URL given in --server.
     #[arg(long)]
     pid: Option<u32>,
@@ -147,10 +151,14 @@ fn start_server(
     match args.server.as_str() {
         "ours" => {
             let exe = std::env::current_exe().map_err(|e| e.to_string())?;
-            let bin = exe
-                .parent()
-                .and_then(|d| d.parent())
-                .map(|d| d.join("vdoninja-server"))
+            let bin = args
+                .server_bin
+                .clone()
+                .or_else(|| {
+                    exe.parent()
+                        .and_then(|d| d.parent())
+                        .map(|d| d.join("vdoninja-server"))
+                })
                 .filter(|b| b.exists())
                 .ok_or("build the server first: cargo build --release --bin vdoninja-server")?;
             let mut cmd = Command::new(bin);
