@@ -287,3 +287,37 @@ fn the_server_command_line_behaves_like_other_rust_tools() {
     assert_eq!(bad.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&bad.stderr).contains("not-an-address"));
 }
+
+#[test]
+fn the_server_stops_cleanly_on_sigterm_and_sigint() {
+    use std::io::{BufRead, BufReader};
+    for signal in [libc::SIGTERM, libc::SIGINT] {
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_vdoninja-server"))
+            .args(["--listen", "127.0.0.1:0"])
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("the server starts");
+        // Once it says it listens, its signal handlers are in place.
+        let mut lines = BufReader::new(child.stderr.take().expect("stderr")).lines();
+        let listening = lines
+            .by_ref()
+            .take(5)
+            .map_while(Result::ok)
+            .any(|l| l.contains("listening on"));
+        assert!(listening, "the server never said it listens");
+        // SAFETY: kill(2) on our own child's pid.
+        assert_eq!(unsafe { libc::kill(child.id() as i32, signal) }, 0);
+        let deadline = std::time::Instant::now() + common::WAIT;
+        let status = loop {
+            if let Some(s) = child.try_wait().expect("wait") {
+                break s;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "signal {signal}: still running"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        };
+        assert!(status.success(), "signal {signal}: {status:?}");
+    }
+}

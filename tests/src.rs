@@ -192,6 +192,32 @@ fn passwords_and_server_models() {
 }
 
 #[test]
+fn a_server_that_refuses_the_connection_is_reported_on_the_bus() {
+    init();
+    // A server at its connection limit (here: none allowed) answers 503 with its reason.
+    let mut cfg = gstvdoninja::server::ServerConfig::new("127.0.0.1:0".parse().expect("addr"));
+    cfg.mode = ServerMode::Fanout;
+    cfg.max_connections = 0;
+    let running = gstvdoninja::runtime::handle()
+        .block_on(gstvdoninja::server::serve(cfg))
+        .expect("server starts");
+    let server = Server {
+        url: format!("ws://{}", running.local_addr()),
+        server: Some(running),
+        mode: ServerMode::Fanout,
+    };
+    let s = SrcHarness::start(&format!("stream-id=cam1 {}", server.props()));
+    let mut seen = Vec::new();
+    let found = wait_until(MEDIA_WAIT, || {
+        seen.extend(s.warnings());
+        seen.iter()
+            .any(|w| w.contains("503") && w.contains("connection limit (0) reached"))
+    });
+    assert!(found, "warnings: {seen:?}");
+    s.stop();
+}
+
+#[test]
 fn a_wrong_password_is_reported() {
     let server = Server::start(ServerMode::Official);
     // The password is part of the stream's wire ID: the viewer asks for a stream nobody

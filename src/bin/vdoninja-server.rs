@@ -167,6 +167,10 @@ fn main() -> ExitCode {
         }
     };
     rt.block_on(async move {
+        // Handlers first: a signal that comes once the server listens must find them.
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut interrupt = signal(SignalKind::interrupt()).ok();
+        let mut terminate = signal(SignalKind::terminate()).ok();
         let server = match serve(cfg).await {
             Ok(s) => s,
             Err(e) => {
@@ -174,7 +178,13 @@ fn main() -> ExitCode {
                 return ExitCode::FAILURE;
             }
         };
-        let _ = tokio::signal::ctrl_c().await;
+        // SIGINT (Ctrl-C) or SIGTERM (systemd, docker stop): close every connection and go.
+        tokio::select! {
+            Some(_) = async { interrupt.as_mut()?.recv().await } => {}
+            Some(_) = async { terminate.as_mut()?.recv().await } => {}
+            // No handler could be installed: serve until killed.
+            else => std::future::pending::<()>().await,
+        }
         server.stop().await;
         ExitCode::SUCCESS
     })

@@ -60,6 +60,9 @@ pub enum ClientEvent {
     Disconnected {
         reason: String,
         retry_in: Duration,
+        /// The server answered and said no (e.g. HTTP 503 at its connection limit), as
+        /// opposed to a network failure.
+        refused: bool,
     },
     Text(String),
     /// A configuration problem (bad URL, unreadable CA file): no retry.
@@ -205,9 +208,13 @@ async fn run(
             true,
             connector.clone(),
         );
+        let mut refused = false;
         let reason = match tokio::time::timeout(cfg.connect_timeout, connect).await {
             Err(_) => "connection timed out".to_string(),
-            Ok(Err(e)) => connect_error(&e),
+            Ok(Err(e)) => {
+                refused = matches!(e, tokio_tungstenite::tungstenite::Error::Http(_));
+                connect_error(&e)
+            }
             Ok(Ok((ws, _))) => {
                 attempt = 0;
                 if events.send(ClientEvent::Connected).is_err() {
@@ -261,6 +268,7 @@ async fn run(
             .send(ClientEvent::Disconnected {
                 reason,
                 retry_in: delay,
+                refused,
             })
             .is_err()
         {

@@ -69,9 +69,16 @@ async fn run(
                     let _ = outputs.send(log(LogLevel::Info, "connected to the handshake server".into()));
                     Input::Connected
                 }
-                Some(ClientEvent::Disconnected { reason, retry_in }) => {
-                    let _ = outputs.send(log(LogLevel::Warning, format!(
-                        "handshake server: {reason}; retrying in {:.1} s", retry_in.as_secs_f64())));
+                Some(ClientEvent::Disconnected { reason, retry_in, refused }) => {
+                    let line = format!(
+                        "handshake server: {reason}; retrying in {:.1} s", retry_in.as_secs_f64());
+                    // A refusal is the server's word, worth the application's attention; a
+                    // dropped network is retried quietly (the debug log has it).
+                    let _ = outputs.send(if refused {
+                        Output::Event(Event::Warning(line))
+                    } else {
+                        log(LogLevel::Warning, line)
+                    });
                     Input::Disconnected
                 }
                 Some(ClientEvent::Text(t)) => Input::ServerText(t),

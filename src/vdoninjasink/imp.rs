@@ -107,15 +107,15 @@ impl ObjectSubclass for VdoNinjaSink {
 
 impl VdoNinjaSink {
     pub(super) fn settings(&self) -> MutexGuard<'_, Settings> {
-        self.settings.lock().unwrap_or_else(|e| e.into_inner())
+        crate::common::lock(&self.settings)
     }
 
     pub(super) fn teardown_lock(&self) -> MutexGuard<'_, ()> {
-        self.teardown.lock().unwrap_or_else(|e| e.into_inner())
+        crate::common::lock(&self.teardown)
     }
 
     pub(super) fn state(&self) -> MutexGuard<'_, State> {
-        self.state.lock().unwrap_or_else(|e| e.into_inner())
+        crate::common::lock(&self.state)
     }
 
     /// Events on a request pad: the first caps decide the chain behind it.

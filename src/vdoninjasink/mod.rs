@@ -2,6 +2,21 @@
 
 //! `vdoninjasink`: publishes audio and video to VDO.Ninja. Raw input is encoded once and the
 //! encoded stream is shared by every viewer, each served by its own webrtcbin.
+//!
+//! Request pads `video_%u` (raw, H.264, VP8, VP9) and `audio_%u` (raw, Opus); signals and
+//! bus messages `viewer-added`, `viewer-removed`.
+//!
+//! ```sh
+//! # publish a test pattern and a tone
+//! gst-launch-1.0 videotestsrc is-live=true ! vdoninjasink stream-id=cam1 name=p \
+//!     audiotestsrc is-live=true ! p.
+//! # publish pre-encoded H.264 (not encoded again) into a room
+//! gst-launch-1.0 videotestsrc is-live=true ! x264enc tune=zerolatency ! h264parse ! \
+//!     vdoninjasink stream-id=cam1 room=myroom password=secret
+//! ```
+//!
+//! Files: `imp` (the GObject subclass), `input` (input chains: encode once, tee), `viewer`
+//! (one viewer's branch), `handler` (what the signaling asks for, on the media thread).
 
 use gst::glib;
 use gst::prelude::*;

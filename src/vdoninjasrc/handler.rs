@@ -6,8 +6,10 @@
 use gst::prelude::*;
 use gst::subclass::prelude::*;
 
-use super::imp::{CAT, Remote, VdoNinjaSrc};
+use super::CAT;
+use super::imp::VdoNinjaSrc;
 use super::receive;
+use super::state::Remote;
 use crate::common::driver::Job;
 use crate::common::log;
 use crate::peer::{Munging, Peer, PeerOptions};

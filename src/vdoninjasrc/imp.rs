@@ -3,7 +3,6 @@
 //! The `vdoninjasrc` subclass: properties, pads, state changes, error isolation. What the
 //! signaling asks for is carried out in [`super::handler`] on the media thread.
 
-use std::collections::BTreeMap;
 use std::sync::{LazyLock, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -11,91 +10,15 @@ use gst::glib;
 use gst::prelude::*;
 use gst::subclass::prelude::*;
 
-use super::location::Pattern;
-use super::manifest::Manifest;
-use super::record::Recorder;
-use super::tsmux::TsTrack;
+use super::CAT;
+use super::recording::location::Pattern;
+use super::recording::manifest::Manifest;
+use super::state::{Settings, State};
 use crate::common::codec::VideoCodecPreference;
 use crate::common::driver::Driver;
 use crate::common::elements::peer_failure;
-use crate::common::settings::{CommonSettings, IceConfig};
-use crate::peer::Peer;
-use crate::protocol::machine::{Input, Machine, PeerId, View, ViewOptions};
-
-pub(super) static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
-    gst::DebugCategory::new(
-        "vdoninjasrc",
-        gst::DebugColorFlags::empty(),
-        Some("VDO.Ninja viewer and room receiver"),
-    )
-});
-
-#[derive(Debug, Clone)]
-pub(super) struct Settings {
-    pub common: CommonSettings,
-    pub stream_id: Option<String>,
-    pub streams: Option<String>,
-    pub decode: bool,
-    pub video_codec: VideoCodecPreference,
-    pub audio: bool,
-    pub video: bool,
-    pub bitrate: u32,
-    pub latency: u32,
-    pub record_location: Option<String>,
-}
-
-impl Default for Settings {
-    fn default() -> Self {
-        Self {
-            common: CommonSettings::default(),
-            stream_id: None,
-            streams: None,
-            decode: false,
-            video_codec: VideoCodecPreference::Any,
-            audio: true,
-            video: true,
-            bitrate: 0,
-            latency: 200,
-            record_location: None,
-        }
-    }
-}
-
-/// One remote publisher we receive.
-pub(super) struct Remote {
-    pub peer: Peer,
-    pub uuid: String,
-    pub stream_id: String,
-    pub label: Option<String>,
-    /// Our element's pads for this publisher's media.
-    pub pads: Vec<gst::GhostPad>,
-    pub announced: bool,
-    /// Received tracks (each ends in a tee).
-    pub tracks: Vec<super::receive::Track>,
-    /// Media sections the publisher's offer sends (how many tracks to wait for).
-    pub expected: usize,
-    pub recorder: Option<Recorder>,
-    pub ts_tracks: Vec<TsTrack>,
-}
-
-#[derive(Default)]
-pub(super) struct State {
-    pub driver: Option<Driver>,
-    pub remotes: BTreeMap<PeerId, Remote>,
-    pub ice: IceConfig,
-    pub pattern: Option<Pattern>,
-    pub manifest: Option<Manifest>,
-    /// Recorders whose EOS is on its way to the file.
-    pub finishing: Vec<Recorder>,
-    /// Ended TS tracks, removed when the element stops.
-    pub ts_finished: Vec<TsTrack>,
-    /// The room's MPEG-TS muxer, when `src` is linked.
-    pub tsmux: Option<super::tsmux::RoomMux>,
-    /// EOS was asked for: post ours once every file is final.
-    pub eos: bool,
-    /// The video codec asked of publishers (`video-codec`, or H.264 for the MPEG-TS path).
-    pub video_codec: Option<crate::common::codec::Codec>,
-}
+use crate::common::settings::CommonSettings;
+use crate::protocol::machine::{Input, Machine, View, ViewOptions};
 
 #[derive(Default)]
 pub struct VdoNinjaSrc {
@@ -116,15 +39,15 @@ impl ObjectSubclass for VdoNinjaSrc {
 
 impl VdoNinjaSrc {
     pub(super) fn settings(&self) -> MutexGuard<'_, Settings> {
-        self.settings.lock().unwrap_or_else(|e| e.into_inner())
+        crate::common::lock(&self.settings)
     }
 
     pub(super) fn teardown_lock(&self) -> MutexGuard<'_, ()> {
-        self.teardown.lock().unwrap_or_else(|e| e.into_inner())
+        crate::common::lock(&self.teardown)
     }
 
     pub(super) fn state(&self) -> MutexGuard<'_, State> {
-        self.state.lock().unwrap_or_else(|e| e.into_inner())
+        crate::common::lock(&self.state)
     }
 
     pub(super) fn input(&self, input: Input) {
@@ -190,7 +113,7 @@ impl VdoNinjaSrc {
             let runner = driver
                 .runner()
                 .ok_or_else(|| bad("no media thread".into()))?;
-            let mux = super::tsmux::RoomMux::new(self.obj().upcast_ref(), runner).map_err(bad)?;
+            let mux = super::ts::RoomMux::new(self.obj().upcast_ref(), runner).map_err(bad)?;
             if let (Some(src), Some(ghost)) = (mux.element().static_pad("src"), self.src_pad()) {
                 ghost
                     .set_target(Some(&src))

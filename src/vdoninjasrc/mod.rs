@@ -2,21 +2,48 @@
 
 //! `vdoninjasrc`: views one VDO.Ninja stream, or joins a room and receives every stream in it
 //! (one webrtcbin per publisher, one signaling socket for all).
+//!
+//! Each publisher's media comes out on sometimes pads `video_<stream-id>` and
+//! `audio_<stream-id>` (parsed encoded media; raw with `decode=true`), which go when the
+//! publisher leaves and come back when it returns. `record-location` writes one Matroska
+//! file per publisher ([`recording`]); the always `src` pad, when linked, carries the whole
+//! room as MPEG-TS (`ts`). Bus messages: `vdoninja/stream-added`, `vdoninja/stream-removed`,
+//! `vdoninja/recording-started`, `vdoninja/recording-finished`.
+//!
+//! ```sh
+//! # watch one stream
+//! gst-launch-1.0 vdoninjasrc stream-id=cam1 decode=true name=s \
+//!     s.video_cam1 ! queue ! videoconvert ! autovideosink  s.audio_cam1 ! queue ! autoaudiosink
+//! # record every guest of a room, one file each
+//! gst-launch-1.0 -e vdoninjasrc room=myroom password=secret record-location='rec/%s-%t.mkv'
+//! # the whole room as MPEG-TS
+//! gst-launch-1.0 -e vdoninjasrc room=myroom password=secret ! filesink location=room.ts
+//! ```
+//!
+//! Files: `imp` (the GObject subclass: properties, pads, state changes), `state` (what it
+//! holds), `handler` (what the signaling asks for, on the media thread), `receive` (one
+//! publisher's receive chains), `recording/`, `ts/`.
+
+use std::sync::LazyLock;
 
 use gst::glib;
 use gst::prelude::*;
 
 mod handler;
 mod imp;
-pub mod location;
-mod manifest;
 mod receive;
-mod record;
-mod recording;
-mod tsadmit;
-mod tsgate;
-mod tsmux;
-mod tsread;
+pub mod recording;
+mod state;
+mod ts;
+
+/// The element's debug category (`GST_DEBUG=vdoninjasrc:6`), for every file of it.
+pub(crate) static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
+    gst::DebugCategory::new(
+        "vdoninjasrc",
+        gst::DebugColorFlags::empty(),
+        Some("VDO.Ninja viewer and room receiver"),
+    )
+});
 
 glib::wrapper! {
     pub struct VdoNinjaSrc(ObjectSubclass<imp::VdoNinjaSrc>) @extends gst::Bin, gst::Element, gst::Object, @implements gst::ChildProxy;

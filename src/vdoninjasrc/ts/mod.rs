@@ -1,21 +1,28 @@
 // SPDX-License-Identifier: MPL-2.0
 
-//! The room as one stream on the `src` pad: every participant's tracks into one `mpegtsmux`,
-//! added as they join (MPEG-TS takes new streams while playing; a new PMT announces them).
-//! H.264 and Opus go in as they are; other video is transcoded to H.264.
+//! The room stream: everything behind the always `src` pad. Owns the `mpegtsmux` and one
+//! [`TsTrack`] per participant track, added as they join (MPEG-TS takes new streams while
+//! playing; a new PMT announces them). H.264 and Opus go in as they are; other video is
+//! transcoded to H.264.
 //!
-//! Tracks go through a gate that admits them one at a time and asks for key frames when
-//! the muxer announces a change ([`super::tsadmit`] says why).
+//! * [`gate`]: the pad probe between the muxer and `src` that holds new tracks back;
+//! * [`admit`]: the sans-IO rules it follows (one track at a time, key frames after every
+//!   program change; it says why);
+//! * [`read`]: the small MPEG-TS reader the gate uses to see PATs, PMTs and key frames.
 
 use std::sync::atomic::{AtomicU16, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 
 use gst::prelude::*;
 
-use super::tsgate::{self, SharedRoom};
+mod admit;
+mod gate;
+mod read;
+
 use crate::common::codec::{Codec, best_decoder};
 use crate::common::driver::Runner;
 use crate::protocol::machine::PeerId;
+use gate::SharedRoom;
 
 /// One participant track feeding the mux.
 pub struct TsTrack {
@@ -62,7 +69,7 @@ impl RoomMux {
             .build()
             .map_err(|_| "the GStreamer element mpegtsmux is not installed")?;
         parent.add(&element).map_err(|e| e.to_string())?;
-        let room: SharedRoom = Arc::new(Mutex::new(tsgate::Room::default()));
+        let room: SharedRoom = Arc::new(Mutex::new(gate::Room::default()));
         let src = element
             .static_pad("src")
             .ok_or("mpegtsmux has no src pad")?;
@@ -73,7 +80,7 @@ impl RoomMux {
                 let Some(room) = weak.upgrade() else {
                     return gst::PadProbeReturn::Ok;
                 };
-                tsgate::drive(&room, |r, now| {
+                gate::drive(&room, |r, now| {
                     let mut actions = Vec::new();
                     let mut read = |b: &gst::BufferRef| {
                         if let Ok(map) = b.map_readable() {
@@ -172,7 +179,7 @@ impl RoomMux {
                 src.clone(),
                 link.clone(),
             );
-            move |opener: tsgate::Opener| {
+            move |opener: gate::Opener| {
                 let (mux, src, link) = (mux.clone(), src.clone(), link.clone());
                 runner.run(move || {
                     let Some(mux) = mux.upgrade() else {
@@ -189,12 +196,12 @@ impl RoomMux {
                             link.linked = true;
                             opener.open();
                         }
-                        Err(e) => gst::warning!(super::imp::CAT, obj = &mux, "{e}"),
+                        Err(e) => gst::warning!(crate::vdoninjasrc::CAT, obj = &mux, "{e}"),
                     }
                 });
             }
         };
-        tsgate::install(
+        gate::install(
             &self.room,
             pid,
             codec.is_video(),
@@ -231,7 +238,7 @@ impl TsTrack {
         let _ = self.source.unlink(&self.sink);
         self.sink.send_event(gst::event::Eos::new());
         let pid = self.pid;
-        tsgate::drive(&self.room, |r, now| r.remove(pid, now));
+        gate::drive(&self.room, |r, now| r.remove(pid, now));
     }
 
     pub fn bin(&self) -> &gst::Bin {

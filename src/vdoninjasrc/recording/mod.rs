@@ -1,7 +1,12 @@
 // SPDX-License-Identifier: MPL-2.0
 
-//! Room recording, orchestrated: when a participant's recorder starts, how it finishes (leave,
-//! EOS, stop), the manifest, and the `vdoninja/recording-*` bus messages.
+//! Per-participant recording (`record-location`): everything that writes files. This module
+//! decides when a participant's recorder starts and how it finishes (leave, EOS, stop), keeps
+//! the manifest, and posts the `vdoninja/recording-*` bus messages.
+//!
+//! * [`record`]: one participant's recorder bin (parsers, `matroskamux`, `filesink`);
+//! * [`location`]: the file name pattern (`%s`, `%t`), safe names, never overwriting;
+//! * [`manifest`]: `vdoninja-manifest-<time>.json`, the room's participants and files.
 
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant, SystemTime};
@@ -9,12 +14,18 @@ use std::time::{Duration, Instant, SystemTime};
 use gst::prelude::*;
 use gst::subclass::prelude::*;
 
-use super::imp::{CAT, Remote, VdoNinjaSrc};
-use super::location::{unique_path, utc_stamp};
-use super::manifest::FileEntry;
-use super::record::Recorder;
+pub mod location;
+pub mod manifest;
+pub mod record;
+
+use super::CAT;
+use super::imp::VdoNinjaSrc;
+use super::state::Remote;
 use crate::common::log;
 use crate::protocol::machine::PeerId;
+use location::{unique_path, utc_stamp};
+use manifest::FileEntry;
+use record::Recorder;
 
 /// How long to wait for a participant's other tracks before recording what has arrived.
 const TRACK_WAIT: Duration = Duration::from_secs(2);
@@ -329,7 +340,7 @@ impl VdoNinjaSrc {
 fn end_feeds(
     r: &mut Remote,
     finishing: &mut Vec<Recorder>,
-    ts_finished: &mut Vec<super::tsmux::TsTrack>,
+    ts_finished: &mut Vec<super::ts::TsTrack>,
 ) {
     if let Some(mut rec) = r.recorder.take() {
         rec.finish();

@@ -10,8 +10,8 @@ use std::time::Instant;
 
 use gst::prelude::*;
 
-use super::tsadmit::{Action, Admission};
-use super::tsread::{TsEvent, TsReader};
+use super::admit::{Action, Admission};
+use super::read::{TsEvent, TsReader};
 use crate::common::codec::{Codec, is_key_frame};
 
 const HELD: u8 = 0;
@@ -46,7 +46,11 @@ pub fn drive(room: &SharedRoom, f: impl FnOnce(&mut Room, Instant) -> Vec<Action
             .collect()
     };
     for (action, gate) in todo {
-        gst::debug!(super::imp::CAT, obj = &gate.pad, "room stream: {action:?}");
+        gst::debug!(
+            crate::vdoninjasrc::CAT,
+            obj = &gate.pad,
+            "room stream: {action:?}"
+        );
         match action {
             Action::Admit(_) => (gate.admit)(Opener(gate.state.clone())),
             Action::DropUntilKeyframe(_) => gate.state.store(UNTIL_KEYFRAME, Ordering::Release),
@@ -61,7 +65,7 @@ impl Room {
         let events = self.reader.feed(data);
         let mut actions = Vec::new();
         for e in events {
-            gst::trace!(super::imp::CAT, "room stream: {e:?}");
+            gst::trace!(crate::vdoninjasrc::CAT, "room stream: {e:?}");
             actions.extend(match e {
                 TsEvent::Pmt(pids) => self.admission.pmt(&pids, now),
                 TsEvent::KeyFrame(pid) => self.admission.keyframe(pid, now),
@@ -159,7 +163,10 @@ pub fn install(
                 return gst::PadProbeReturn::Handled;
             }
             UNTIL_KEYFRAME => {
-                gst::debug!(super::imp::CAT, "room stream: {pid} passes a key frame");
+                gst::debug!(
+                    crate::vdoninjasrc::CAT,
+                    "room stream: {pid} passes a key frame"
+                );
                 state.store(OPEN, Ordering::Release);
             }
             _ => {}

@@ -201,7 +201,7 @@ fn add_gate(pad: &gst::Pad, gate: &Arc<Mutex<Gate>>, codec: Codec, has_video: bo
             return gst::PadProbeReturn::Ok;
         };
         gst::trace!(
-            super::imp::CAT,
+            crate::vdoninjasrc::CAT,
             obj = pad,
             "{} {pts} key {}",
             if video { "video" } else { "audio" },
@@ -212,7 +212,7 @@ fn add_gate(pad: &gst::Pad, gate: &Arc<Mutex<Gate>>, codec: Codec, has_video: bo
             && crate::common::codec::is_key_frame(codec, buf);
         if starts {
             gst::debug!(
-                super::imp::CAT,
+                crate::vdoninjasrc::CAT,
                 obj = pad,
                 "recording starts at {pts} (video: {video})"
             );
@@ -227,7 +227,7 @@ fn add_gate(pad: &gst::Pad, gate: &Arc<Mutex<Gate>>, codec: Codec, has_video: bo
                 if !video && !g.audio_started {
                     g.audio_started = true;
                     gst::debug!(
-                        super::imp::CAT,
+                        crate::vdoninjasrc::CAT,
                         obj = pad,
                         "audio starts at {pts}, {} after the start",
                         pts - base
@@ -270,7 +270,7 @@ fn keep_first_caps(mux_pad: &gst::Pad) {
             current.structure(0).map(|s| s.name()) == c.caps().structure(0).map(|s| s.name());
         if same_codec && current.as_ref() != c.caps() {
             gst::info!(
-                super::imp::CAT,
+                crate::vdoninjasrc::CAT,
                 obj = pad,
                 "the track changes to {:?}; the file keeps its caps",
                 c.caps()

@@ -1,0 +1,83 @@
+// SPDX-License-Identifier: MPL-2.0
+
+//! What `vdoninjasrc` holds, apart from GObject: its settings, one [`Remote`] per publisher
+//! it receives, and the element-wide [`State`] (signaling driver, recordings, room stream).
+
+use std::collections::BTreeMap;
+
+use super::recording::location::Pattern;
+use super::recording::manifest::Manifest;
+use super::recording::record::Recorder;
+use super::ts::TsTrack;
+use crate::common::codec::VideoCodecPreference;
+use crate::common::driver::Driver;
+use crate::common::settings::{CommonSettings, IceConfig};
+use crate::peer::Peer;
+use crate::protocol::machine::PeerId;
+
+#[derive(Debug, Clone)]
+pub(crate) struct Settings {
+    pub common: CommonSettings,
+    pub stream_id: Option<String>,
+    pub streams: Option<String>,
+    pub decode: bool,
+    pub video_codec: VideoCodecPreference,
+    pub audio: bool,
+    pub video: bool,
+    pub bitrate: u32,
+    pub latency: u32,
+    pub record_location: Option<String>,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            common: CommonSettings::default(),
+            stream_id: None,
+            streams: None,
+            decode: false,
+            video_codec: VideoCodecPreference::Any,
+            audio: true,
+            video: true,
+            bitrate: 0,
+            latency: 200,
+            record_location: None,
+        }
+    }
+}
+
+/// One remote publisher we receive.
+pub(crate) struct Remote {
+    pub peer: Peer,
+    pub uuid: String,
+    pub stream_id: String,
+    pub label: Option<String>,
+    /// Our element's pads for this publisher's media.
+    pub pads: Vec<gst::GhostPad>,
+    pub announced: bool,
+    /// Received tracks (each ends in a tee).
+    pub tracks: Vec<super::receive::Track>,
+    /// Media sections the publisher's offer sends (how many tracks to wait for).
+    pub expected: usize,
+    pub recorder: Option<Recorder>,
+    pub ts_tracks: Vec<TsTrack>,
+}
+
+#[derive(Default)]
+pub(crate) struct State {
+    pub driver: Option<Driver>,
+    pub remotes: BTreeMap<PeerId, Remote>,
+    pub ice: IceConfig,
+    pub pattern: Option<Pattern>,
+    pub manifest: Option<Manifest>,
+    /// Recorders whose EOS is on its way to the file.
+    pub finishing: Vec<Recorder>,
+    /// Ended TS tracks, removed when the element stops.
+    pub ts_finished: Vec<TsTrack>,
+    /// The room's MPEG-TS muxer, when `src` is linked.
+    pub tsmux: Option<super::ts::RoomMux>,
+    /// EOS was asked for: post ours once every file is final.
+    pub eos: bool,
+    /// The video codec asked of publishers (`video-codec`, or H.264 for the MPEG-TS path).
+    pub video_codec: Option<crate::common::codec::Codec>,
+}
