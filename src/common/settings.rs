@@ -124,7 +124,7 @@ impl CommonSettings {
                 .build(),
             glib::ParamSpecString::builder("password")
                 .nick("Password")
-                .blurb("Password for hashing IDs and end-to-end encrypting SDP/ICE; unset = VDO.Ninja's default; \"false\", \"0\", \"off\" or \"\" disable it")
+                .blurb("Password for hashing IDs and end-to-end encrypting SDP/ICE; unset or empty = VDO.Ninja's default; \"false\", \"0\", \"off\" or \"no\" disable it")
                 .mutable_ready()
                 .build(),
             glib::ParamSpecString::builder("salt")

@@ -227,7 +227,7 @@ impl ObjectImpl for VdoNinjaSrc {
                     .build(),
                 glib::ParamSpecEnum::builder_with_default("video-codec", VideoCodecPreference::Any)
                     .nick("Video codec")
-                    .blurb("Video codec asked of publishers (answer order and preferVideoCodec)")
+                    .blurb("Video codec asked of publishers (our answer lists it first; the MPEG-TS src pad asks for H.264)")
                     .mutable_ready()
                     .build(),
                 glib::ParamSpecBoolean::builder("audio")
