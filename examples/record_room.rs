@@ -135,7 +135,8 @@ fn main() -> ExitCode {
     let mut guests = 0u32;
     let bus = pipeline.bus().expect("a pipeline has a bus");
     let mut ending: Option<Instant> = None;
-    let code = loop {
+    let mut last_view: Option<Instant> = None;
+    let code = 'run: loop {
         let stop_now = interrupted.load(Ordering::SeqCst)
             || args
                 .duration
@@ -148,12 +149,15 @@ fn main() -> ExitCode {
         if ending.is_some_and(|t| t.elapsed() > Duration::from_secs(15)) {
             break fail("the files were not finalized within 15 s");
         }
-        if let Some(msg) = bus.timed_pop(gst::ClockTime::from_mseconds(250)) {
+        // Everything the bus holds, then the view: a pipeline posts more than one message
+        // per refresh.
+        let first = bus.timed_pop(gst::ClockTime::from_mseconds(250));
+        for msg in first.into_iter().chain(std::iter::from_fn(|| bus.pop())) {
             use gst::MessageView;
             match msg.view() {
-                MessageView::Eos(_) => break ExitCode::SUCCESS,
+                MessageView::Eos(_) => break 'run ExitCode::SUCCESS,
                 MessageView::Error(e) => {
-                    break fail(format!(
+                    break 'run fail(format!(
                         "{}{}",
                         e.error(),
                         e.debug().map(|d| format!(" ({d})")).unwrap_or_default()
@@ -175,6 +179,10 @@ fn main() -> ExitCode {
                         "vdoninja/recording-started" => {
                             let location =
                                 PathBuf::from(s.get::<String>("location").unwrap_or_default());
+                            say(
+                                &multi,
+                                format!("● {sid} recording to {}", location.display()),
+                            );
                             let bar = multi.add(ProgressBar::new_spinner());
                             bar.set_style(file_style.clone());
                             recordings.insert(
@@ -210,7 +218,11 @@ fn main() -> ExitCode {
                 _ => {}
             }
         }
-        // The live view.
+        // The live view, once a second (reading `stats` asks every peer for its figures).
+        if last_view.is_some_and(|t| t.elapsed() < Duration::from_secs(1)) {
+            continue;
+        }
+        last_view = Some(Instant::now());
         if let Some(stats) = src.property::<Option<gst::Structure>>("stats") {
             guests = stats.get::<u32>("streams").unwrap_or(guests);
         }

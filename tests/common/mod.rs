@@ -9,6 +9,7 @@ pub mod browser;
 pub mod media;
 pub mod proxy;
 pub mod recorder;
+pub mod run;
 
 use std::net::SocketAddr;
 use std::time::Duration;
