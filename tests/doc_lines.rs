@@ -27,6 +27,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use common::media::*;
+use common::run::publisher;
 use gst::prelude::*;
 use gstvdoninja::server::hub::ServerMode;
 
@@ -202,32 +203,6 @@ fn rewrite(line: &DocLine, server: &Server, dir: &Path) -> (Vec<String>, Expect)
         }
     }
     (out, exp)
-}
-
-/// A `vdoninjasink` publisher of test media for a line's `vdoninjasrc`.
-fn publisher(
-    server: &Server,
-    stream: &str,
-    room: Option<&str>,
-    password: Option<&str>,
-    n: u32,
-) -> gst::Pipeline {
-    let mut extra = String::new();
-    if let Some(r) = room {
-        extra += &format!(" room={r}");
-    }
-    if let Some(p) = password {
-        extra += &format!(" password={p}");
-    }
-    let p = launch(&format!(
-        "videotestsrc is-live=true pattern={n} ! video/x-raw,width=320,height=240,framerate=30/1 ! \
-         vdoninjasink name=s stream-id={stream} {} {extra} \
-         audiotestsrc is-live=true freq={} ! audio/x-raw,rate=48000,channels=2 ! s.",
-        server.props(),
-        300 + 100 * n
-    ));
-    p.set_state(gst::State::Playing).expect("publisher plays");
-    p
 }
 
 fn counting(pipeline: &gst::Pipeline, name: &str) -> Arc<AtomicU64> {

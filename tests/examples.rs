@@ -16,8 +16,8 @@ use gstvdoninja::server::hub::ServerMode;
 #[test]
 fn record_room_records_every_guest_with_progress() {
     let server = Server::start(ServerMode::Fanout);
-    let _a = publisher(&server, "exa", Some("exroom"), 0);
-    let _b = publisher(&server, "exb", Some("exroom"), 1);
+    let _a = publisher(&server, "exa", Some("exroom"), None, 0);
+    let _b = publisher(&server, "exb", Some("exroom"), None, 1);
     let dir = tempfile::tempdir().expect("temp dir");
     let mut child = Command::new(example("record_room"))
         .args(["--room", "exroom", "--server", &server.url, "--output-dir"])

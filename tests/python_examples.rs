@@ -53,32 +53,33 @@ fn plugin_dir() -> PathBuf {
     dir
 }
 
-#[test]
-fn the_python_view_example_decodes_a_stream() {
-    let server = Server::start(ServerMode::Fanout);
-    let _p = publisher(&server, "pyview", None, 2);
-    let child = Command::new(python())
-        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/python/view.py"))
-        .args([
-            "pyview",
-            "--server",
-            &server.url,
-            "--headless",
-            "--frames",
-            "30",
-            "--timeout",
-            "30",
-        ])
-        .args(
-            set_args(&server)
-                .into_iter()
-                .filter(|a| !a.starts_with("server=")),
+/// `examples/python/<script>` on our server, output captured.
+fn python_example(script: &str, server: &Server, args: &[&str]) -> Child {
+    Command::new(python())
+        .arg(
+            Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("examples/python")
+                .join(script),
         )
+        .args(args)
+        .args(["--server", &server.url])
+        .args(set_args(server))
         .env("GST_PLUGIN_PATH", plugin_dir())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
-        .expect("python3 runs");
+        .expect("python3 runs")
+}
+
+#[test]
+fn the_python_view_example_decodes_a_stream() {
+    let server = Server::start(ServerMode::Fanout);
+    let _p = publisher(&server, "pyview", None, None, 2);
+    let child = python_example(
+        "view.py",
+        &server,
+        &["pyview", "--headless", "--frames", "30", "--timeout", "30"],
+    );
     let (ok, out) = finish(child, Duration::from_secs(45));
     assert!(ok, "view.py failed:\n{out}");
     assert!(out.contains("video_pyview"), "{out}");
@@ -87,20 +88,11 @@ fn the_python_view_example_decodes_a_stream() {
 #[test]
 fn the_python_publish_example_is_viewed() {
     let server = Server::start(ServerMode::Fanout);
-    let child = Command::new(python())
-        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/python/publish.py"))
-        .args(["pypub", "--server", &server.url, "--duration", "40"])
-        .args(
-            set_args(&server)
-                .into_iter()
-                .filter(|a| !a.starts_with("server=")),
-        )
-        .env("GST_PLUGIN_PATH", plugin_dir())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("python3 runs");
-    let child = Killed(child);
+    let child = Killed::new(python_example(
+        "publish.py",
+        &server,
+        &["pypub", "--duration", "40"],
+    ));
     let v = TestViewer::start(
         &server,
         ViewerOptions {
@@ -112,31 +104,10 @@ fn the_python_publish_example_is_viewed() {
     let decoded = v.wait_frames(30, 20);
     let (vf, af) = (v.video_frames(), v.audio_frames());
     v.stop();
-    let mut child = child;
-    let _ = child.0.kill();
-    let out = child.0.wait_with_output_lossy();
+    let out = child.kill_and_read();
     assert!(
         decoded,
         "the viewer decoded {vf} video / {af} audio frames\n{out}"
     );
     assert!(out.contains("viewer") && out.contains("added"), "{out}");
-}
-
-trait OutputLossy {
-    fn wait_with_output_lossy(&mut self) -> String;
-}
-
-impl OutputLossy for Child {
-    fn wait_with_output_lossy(&mut self) -> String {
-        use std::io::Read;
-        let _ = self.wait();
-        let mut s = String::new();
-        if let Some(o) = self.stdout.as_mut() {
-            let _ = o.read_to_string(&mut s);
-        }
-        if let Some(e) = self.stderr.as_mut() {
-            let _ = e.read_to_string(&mut s);
-        }
-        s
-    }
 }

@@ -113,8 +113,8 @@ where
                     Some(Err(e)) => return Err(format!("closed: {e}")),
                 },
                 out = rx.recv() => {
-                    // The hub let go of it: the kill below says why.
-                    let Some(first) = out else { return Err(String::new()) };
+                    // The hub let go of it: its kill switch went with the queue and says why.
+                    let Some(first) = out else { return std::future::pending().await };
                     // Everything that waits, then one flush.
                     let mut next = Some(first);
                     while let Some(out) = next {
@@ -138,12 +138,6 @@ where
         r = io => r,
         // The hub gave up on it (it does not read): no goodbye, the socket just closes.
         reason = &mut killed => Err(reason.unwrap_or_else(|_| "server stopping".into())),
-    };
-    let result = match result {
-        Err(e) if e.is_empty() => Err(killed
-            .try_recv()
-            .unwrap_or_else(|_| "server stopping".into())),
-        r => r,
     };
     let _ = hub.send(HubEvent::Close(id));
     if result.is_ok() {

@@ -150,9 +150,9 @@ fn is_server_command(text: &str) -> bool {
         .is_some_and(|v| v.get("request").is_some())
 }
 
-/// Why a connection attempt failed; a refusal (e.g. a server at its connection limit)
-/// carries the server's own words.
-fn connect_error(e: &tokio_tungstenite::tungstenite::Error) -> String {
+/// Why a connection attempt failed, and whether the server refused it (answered, but not
+/// with the upgrade: e.g. at its connection limit); a refusal carries the server's own words.
+fn connect_error(e: &tokio_tungstenite::tungstenite::Error) -> (String, bool) {
     if let tokio_tungstenite::tungstenite::Error::Http(resp) = e {
         let body = resp
             .body()
@@ -165,12 +165,13 @@ fn connect_error(e: &tokio_tungstenite::tungstenite::Error) -> String {
                     .collect::<String>()
             })
             .filter(|b| !b.is_empty());
-        return match body {
+        let why = match body {
             Some(b) => format!("the server refused the connection: {} ({b})", resp.status()),
             None => format!("the server refused the connection: {}", resp.status()),
         };
+        return (why, true);
     }
-    format!("cannot connect: {e}")
+    (format!("cannot connect: {e}"), false)
 }
 
 async fn run(
@@ -212,8 +213,9 @@ async fn run(
         let reason = match tokio::time::timeout(cfg.connect_timeout, connect).await {
             Err(_) => "connection timed out".to_string(),
             Ok(Err(e)) => {
-                refused = matches!(e, tokio_tungstenite::tungstenite::Error::Http(_));
-                connect_error(&e)
+                let (why, refusal) = connect_error(&e);
+                refused = refusal;
+                why
             }
             Ok(Ok((ws, _))) => {
                 attempt = 0;

@@ -39,24 +39,55 @@ pub fn example(name: &str) -> PathBuf {
     path
 }
 
-pub fn publisher(server: &Server, stream: &str, room: Option<&str>, n: u32) -> gst::Pipeline {
-    let room = room.map(|r| format!("room={r}")).unwrap_or_default();
+/// A `vdoninjasink` publisher of a test pattern (`n` picks pattern and tone), in `room` with
+/// `password` when given.
+pub fn publisher(
+    server: &Server,
+    stream: &str,
+    room: Option<&str>,
+    password: Option<&str>,
+    n: u32,
+) -> gst::Pipeline {
+    let mut extra = String::new();
+    if let Some(r) = room {
+        extra += &format!(" room={r}");
+    }
+    if let Some(p) = password {
+        extra += &format!(" password={p}");
+    }
     let p = launch(&format!(
         "videotestsrc is-live=true pattern={n} ! video/x-raw,width=320,height=240,framerate=30/1 ! \
-         vdoninjasink name=s stream-id={stream} {room} {} \
-         audiotestsrc is-live=true ! audio/x-raw,rate=48000,channels=2 ! s.",
-        server.props()
+         vdoninjasink name=s stream-id={stream} {} {extra} \
+         audiotestsrc is-live=true freq={} ! audio/x-raw,rate=48000,channels=2 ! s.",
+        server.props(),
+        300 + 100 * n
     ));
     gst::prelude::ElementExt::set_state(&p, gst::State::Playing).expect("publisher plays");
     p
 }
 
-pub struct Killed(pub Child);
+/// A child process that is killed if the test ends (or panics) before it does.
+pub struct Killed(Option<Child>);
+
+impl Killed {
+    pub fn new(child: Child) -> Self {
+        Self(Some(child))
+    }
+
+    /// Kills it now; its stdout and stderr.
+    pub fn kill_and_read(mut self) -> String {
+        let mut child = self.0.take().expect("still there");
+        let _ = child.kill();
+        finish(child, Duration::from_secs(10)).1
+    }
+}
 
 impl Drop for Killed {
     fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
+        if let Some(c) = self.0.as_mut() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
     }
 }
 
