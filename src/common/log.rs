@@ -44,6 +44,15 @@ pub fn common_event(cat: gst::DebugCategory, obj: &gst::Element, event: Event) -
                 gst::info!(cat, obj = obj, "{text}");
             }
         }
+        Event::AppMessage {
+            peer,
+            uuid,
+            stream_id,
+            payload,
+        } => {
+            gst::debug!(cat, obj = obj, "{peer}: application message");
+            super::app::post_received(obj, &uuid, stream_id.as_deref(), &payload);
+        }
         Event::PeerInfo { peer, label } => {
             gst::info!(
                 cat,

@@ -1,7 +1,9 @@
 // SPDX-License-Identifier: MPL-2.0
 
-//! What both elements share: properties, codecs, the signaling driver, logging.
+//! What both elements share: properties, codecs, the signaling driver, logging, application
+//! messages.
 
+pub mod app;
 pub mod codec;
 pub mod driver;
 pub mod elements;

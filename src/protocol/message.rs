@@ -400,6 +400,8 @@ pub struct PeerMessage {
     pub audio_bitrate: Option<i64>,
     pub request: Option<MediaRequest>,
     pub info: Option<Object>,
+    /// `chat` and `pipe` (§6.4).
+    pub app: Vec<crate::protocol::machine::app::AppPayload>,
 }
 
 impl PeerMessage {
@@ -429,6 +431,7 @@ impl PeerMessage {
             audio_bitrate: get_int(obj, "audioBitrate"),
             request,
             info: obj.get("info").and_then(Value::as_object).cloned(),
+            app: crate::protocol::machine::app::AppPayload::from_object(obj),
         }
     }
 
@@ -455,6 +458,9 @@ impl PeerMessage {
         }
         if self.info.is_some() {
             parts.push("info");
+        }
+        if !self.app.is_empty() {
+            parts.push("app");
         }
         if parts.is_empty() {
             parts.push("other");

@@ -9,6 +9,7 @@
 //! * [`message`]: the messages of spec §2 and §6.4;
 //! * [`routing`]: the official and the fan-out routing models (spec §1.3);
 //! * [`ice_queue`]: the bounded queue for early remote ICE candidates (spec §5);
+//! * [`rate`]: a token-bucket message rate limit;
 //! * [`turn`]: TURN URLs, VDO.Ninja's TURN list and its selection (spec §4);
 //! * [`machine`]: the signaling state machine for publishers, viewers and room recorders.
 
@@ -16,6 +17,7 @@ pub mod crypto;
 pub mod ice_queue;
 pub mod machine;
 pub mod message;
+pub mod rate;
 pub mod routing;
 pub mod turn;
 

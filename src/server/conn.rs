@@ -18,8 +18,8 @@ use tokio_tungstenite::tungstenite::http::StatusCode;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 
 use super::hub::ConnId;
-use super::limits::{TokenBucket, Verdict};
 use super::{Backlog, HubEvent, Out, Outbox, ServerConfig};
+use crate::protocol::rate::{TokenBucket, Verdict};
 
 /// TLS plus WebSocket handshake, together.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);

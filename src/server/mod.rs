@@ -14,7 +14,6 @@
 mod conn;
 pub mod envelope;
 pub mod hub;
-pub mod limits;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -26,8 +25,8 @@ use rustc_hash::FxHashMap;
 use tokio::net::TcpListener;
 use tokio::sync::{Semaphore, mpsc, oneshot};
 
+pub use crate::protocol::rate::RateLimit;
 use hub::{Action, ConnId, Hub, ServerMode, Text};
-pub use limits::RateLimit;
 
 /// Frames larger than this are refused (the connection is closed by the WebSocket layer).
 pub const DEFAULT_MAX_MESSAGE: usize = 256 * 1024;

@@ -288,8 +288,17 @@ impl VdoNinjaSink {
 
     /// Feeds the signaling state machine.
     pub(super) fn input(&self, input: Input) {
-        if let Some(d) = &self.state().driver {
-            d.input(input);
+        self.try_input(input);
+    }
+
+    /// Feeds the signaling; false when it is not running.
+    fn try_input(&self, input: Input) -> bool {
+        match &self.state().driver {
+            Some(d) => {
+                d.input(input);
+                true
+            }
+            None => false,
         }
     }
 
@@ -389,14 +398,19 @@ impl ObjectImpl for VdoNinjaSink {
 
     fn signals() -> &'static [glib::subclass::Signal] {
         static SIGNALS: LazyLock<Vec<glib::subclass::Signal>> = LazyLock::new(|| {
-            vec![
+            let mut s = vec![
                 glib::subclass::Signal::builder("viewer-added")
                     .param_types([String::static_type()])
                     .build(),
                 glib::subclass::Signal::builder("viewer-removed")
                     .param_types([String::static_type(), String::static_type()])
                     .build(),
-            ]
+            ];
+            s.extend(crate::common::app::action_signals(*CAT, |obj, input| {
+                obj.downcast_ref::<super::VdoNinjaSink>()
+                    .is_some_and(|e| e.imp().try_input(input))
+            }));
+            s
         });
         SIGNALS.as_ref()
     }

@@ -12,6 +12,10 @@ use crate::protocol::message::{
 };
 use crate::protocol::routing::RoutingMode;
 
+/// Data-channel text longer than this is dropped unread (SCTP's usual message limit; our
+/// largest messages, SDP with candidates, are far smaller).
+pub const MAX_DATA_CHANNEL_TEXT: usize = 256 * 1024;
+
 /// Where a peer message came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Via {
@@ -24,7 +28,10 @@ impl Machine {
         let obj = match parse_object(text) {
             Ok(o) => o,
             Err(e) => {
-                self.log(LogLevel::Warning, format!("dropping server message: {e}"));
+                self.dropped(
+                    "a server message that is not a JSON object",
+                    format!("server ({e})"),
+                );
                 return;
             }
         };
@@ -60,14 +67,18 @@ impl Machine {
         if let Some(p) = self.peers.get_mut(peer) {
             p.last_heard = now;
         }
+        if text.len() > MAX_DATA_CHANNEL_TEXT {
+            self.dropped("a data-channel message over 256 KiB", peer);
+            return;
+        }
         match parse_object(text) {
             Ok(obj) => {
                 let m = PeerMessage::from_object(&obj);
                 self.on_peer_message(&uuid, Via::DataChannel(peer), m, now);
             }
-            Err(e) => self.log(
-                LogLevel::Debug,
-                format!("{peer}: ignoring data-channel text that is not a JSON object: {e}"),
+            Err(e) => self.dropped(
+                "data-channel text that is not a JSON object",
+                format!("{peer} ({e})"),
             ),
         }
     }
@@ -172,7 +183,13 @@ impl Machine {
         });
     }
 
-    pub(super) fn on_peer_message(&mut self, uuid: &str, via: Via, m: PeerMessage, now: Instant) {
+    pub(super) fn on_peer_message(
+        &mut self,
+        uuid: &str,
+        via: Via,
+        mut m: PeerMessage,
+        now: Instant,
+    ) {
         if let Some(desc) = &m.description {
             match open_description(desc, &self.cfg.crypto) {
                 Ok(sdp) => match sdp.kind {
@@ -208,6 +225,10 @@ impl Machine {
             let mut o = crate::protocol::message::Object::new();
             o.insert("pong".into(), token.clone());
             self.send_control(target, o);
+        }
+        if !m.app.is_empty() {
+            let app = std::mem::take(&mut m.app);
+            self.on_app_messages(target, app, now);
         }
         if let Some(info) = &m.info {
             let label = get_string(info, &["label"]);

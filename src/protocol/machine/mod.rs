@@ -20,6 +20,7 @@
 //!   ([`Input::DataChannelOpen`], [`Input::DataChannelText`]) and connection state changes
 //!   ([`Input::PeerState`]); feed [`Input::Tick`] about once a second.
 
+pub mod app;
 mod inbound;
 mod peers;
 mod publisher;
@@ -218,6 +219,12 @@ pub enum Input {
         peer: PeerId,
         message: String,
     },
+    /// Send an application message to the peers whose UUID or stream ID is `to`, or to all
+    /// (see [`app`]).
+    SendApp {
+        to: Option<String>,
+        payload: app::AppPayload,
+    },
     /// Ask the publisher of a peer for a key frame (viewer side).
     RequestKeyframe {
         peer: PeerId,
@@ -280,6 +287,14 @@ pub enum Event {
     PeerInfo {
         peer: PeerId,
         label: Option<String>,
+    },
+    /// A peer's chat or data (§6.4), within the size and rate limits.
+    AppMessage {
+        peer: PeerId,
+        uuid: String,
+        /// The stream the peer publishes, if it is one we view.
+        stream_id: Option<String>,
+        payload: app::AppPayload,
     },
     /// A viewer was refused because of `max_viewers`.
     ViewerRefused {
@@ -386,6 +401,8 @@ pub struct Machine {
     uuid_streams: HashMap<String, String>,
     next_peer: u64,
     ping_seq: u64,
+    /// Dropped inbound messages by kind (each kind is logged at 1, 2, 4, 8, …).
+    drops: HashMap<&'static str, u64>,
     out: Vec<Output>,
 }
 
@@ -446,6 +463,7 @@ impl Machine {
             uuid_streams: HashMap::new(),
             next_peer: 1,
             ping_seq: 0,
+            drops: HashMap::new(),
             out: Vec::new(),
         })
     }
@@ -474,6 +492,7 @@ impl Machine {
             Input::PeerError { peer, message } => {
                 self.close_peer(peer, CloseReason::Error(message), true, now)
             }
+            Input::SendApp { to, payload } => self.send_app(to.as_deref(), &payload),
             Input::RequestKeyframe { peer } => {
                 let mut o = Object::new();
                 o.insert("keyframe".into(), true.into());

@@ -85,6 +85,8 @@ pub struct Peer {
     pub ice_restarted: bool,
     pub last_heard: Instant,
     pub last_ping: Instant,
+    /// The rate limit of its application messages, from the first one.
+    pub app_rate: Option<crate::protocol::rate::TokenBucket>,
 }
 
 impl Peer {
@@ -112,6 +114,7 @@ impl Peer {
             ice_restarted: false,
             last_heard: now,
             last_ping: now,
+            app_rate: None,
         }
     }
 

@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: MPL-2.0
 
+mod app;
 mod flows;
 mod harness;
 mod units;

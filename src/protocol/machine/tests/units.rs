@@ -272,7 +272,7 @@ fn renegotiation_over_data_channel() {
     assert!(created(&outs).is_some());
 }
 
-fn publishing_peer(t: Instant) -> (Machine, PeerId) {
+pub(super) fn publishing_peer(t: Instant) -> (Machine, PeerId) {
     let mut m = Machine::new(Config {
         publish: Some("cam1".into()),
         ..Default::default()

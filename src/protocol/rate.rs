@@ -1,12 +1,11 @@
 // SPDX-License-Identifier: MPL-2.0
 
-//! What keeps one client from costing the others: a per-connection message rate limit
-//! (a token bucket, applied where the connection's frames are read, before the hub sees
-//! them).
+//! A message rate limit (a token bucket): the handshake server applies one per connection
+//! where its frames are read, the state machine one per peer to its application messages.
 
 use std::time::Instant;
 
-/// Per-connection message rate limit.
+/// A message rate limit.
 #[derive(Debug, Clone, Copy)]
 pub struct RateLimit {
     /// Messages per second, sustained.
@@ -28,7 +27,7 @@ impl Default for RateLimit {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Verdict {
     Pass,
-    /// Dropped; `dropped` so far on this connection, `log` when that count is worth a line
+    /// Dropped; `dropped` so far by this bucket, `log` when that count is worth a line
     /// (1, 2, 4, 8, …: one line per burst of a flood, not one per message).
     Drop {
         dropped: u64,
