@@ -78,6 +78,9 @@ impl VdoNinjaSrc {
             Output::Event(Event::PeerInfo { peer, label }) => {
                 if let Some(r) = self.state().remotes.get_mut(&peer) {
                     r.label = label.clone();
+                    for t in &r.mix_tracks {
+                        t.set_label(label.as_deref().unwrap_or_default());
+                    }
                 }
                 gst::info!(CAT, imp = self, "{peer} is {:?}", label.unwrap_or_default());
             }
@@ -141,6 +144,7 @@ impl VdoNinjaSrc {
                 expected: 0,
                 recorder: None,
                 ts_tracks: Vec::new(),
+                mix_tracks: Vec::new(),
             },
         );
         Ok(())
@@ -149,13 +153,20 @@ impl VdoNinjaSrc {
     /// A webrtcbin src pad appeared (streaming thread): build its chain and expose it.
     fn on_media_pad(&self, peer: PeerId, pad: &gst::Pad) {
         let decode = self.settings().decode;
-        let (bin, stream_id, tsmux) = {
+        let (bin, stream_id, label, tsmux, mix) = {
             let st = self.state();
             let Some(r) = st.remotes.get(&peer) else {
                 return;
             };
             let mux = st.tsmux.clone().filter(|_| !st.eos);
-            (r.peer.bin.clone(), r.stream_id.clone(), mux)
+            let mix = st.mix.clone().filter(|_| !st.eos);
+            (
+                r.peer.bin.clone(),
+                r.stream_id.clone(),
+                r.label.clone(),
+                mux,
+                mix,
+            )
         };
         let obj = self.obj();
         let warn = |e: String| {
@@ -228,6 +239,25 @@ impl VdoNinjaSrc {
             None => None,
         };
 
+        let mix_track = match mix.filter(|m| m.wants(track.codec.is_video())) {
+            Some(mix) => match track.branch(true).and_then(|src| {
+                mix.add_track(
+                    obj.upcast_ref(),
+                    peer,
+                    track.codec.is_video(),
+                    src.upcast_ref(),
+                    label.as_deref(),
+                )
+            }) {
+                Ok(t) => Some(t),
+                Err(e) => {
+                    warn(format!("not in the room mix: {e}"));
+                    None
+                }
+            },
+            None => None,
+        };
+
         let announce = {
             let mut guard = self.state();
             let st = &mut *guard;
@@ -237,6 +267,10 @@ impl VdoNinjaSrc {
             r.pads.push(ghost.clone());
             r.tracks.push(track.clone());
             r.ts_tracks.extend(ts_track);
+            r.mix_tracks.extend(mix_track);
+            if let Some(l) = &r.label {
+                r.mix_tracks.iter().for_each(|t| t.set_label(l));
+            }
             let first = !r.announced;
             r.announced = true;
             if first && let Some(m) = &mut st.manifest {
@@ -272,6 +306,16 @@ impl VdoNinjaSrc {
     pub(super) fn remove_remote(&self, mut r: Remote, reason: &str) {
         let obj = self.obj();
         self.finish_outputs(&mut r, reason);
+        let mix = self.state().mix.clone();
+        for t in r.mix_tracks.drain(..) {
+            match &mix {
+                Some(m) => m.remove(obj.upcast_ref(), t),
+                None => {
+                    let _ = t.bin().set_state(gst::State::Null);
+                    let _ = obj.remove(t.bin());
+                }
+            }
+        }
         for p in &r.pads {
             let _ = p.set_active(false);
             let _ = obj.remove_pad(p);

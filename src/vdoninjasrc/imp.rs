@@ -132,6 +132,7 @@ impl VdoNinjaSrc {
         } else {
             None
         };
+        let mix = self.start_mix(&settings).map_err(bad)?;
         let manifest = pattern
             .as_ref()
             .map(|p| Manifest::new(&p.directory(), settings.common.room.clone()));
@@ -142,10 +143,75 @@ impl VdoNinjaSrc {
         st.pattern = pattern;
         st.manifest = manifest;
         st.tsmux = tsmux;
+        st.mix = mix;
         st.eos = false;
         drop(st);
         self.save_manifest();
         Ok(())
+    }
+
+    /// Adds (or removes) the `video_mix` and `audio_mix` pads, not yet connected to a mix.
+    fn expose_mix_pads(&self, on: bool) {
+        let obj = self.obj();
+        for name in ["video_mix", "audio_mix"] {
+            match (obj.static_pad(name), on) {
+                (None, true) => {
+                    if let Some(templ) = obj.pad_template(name) {
+                        let pad = gst::GhostPad::builder_from_template(&templ)
+                            .name(name)
+                            .build();
+                        let _ = obj.add_pad(&pad);
+                    }
+                }
+                (Some(pad), false) => {
+                    let _ = obj.remove_pad(&pad);
+                }
+                _ => {}
+            }
+        }
+    }
+
+    fn mix_pad(&self, name: &str) -> Option<gst::GhostPad> {
+        self.obj()
+            .static_pad(name)
+            .and_then(|p| p.downcast::<gst::GhostPad>().ok())
+    }
+
+    /// Builds the room mix for the linked mix pads.
+    fn start_mix(&self, settings: &Settings) -> Result<Option<super::mix::RoomMix>, String> {
+        if !settings.mix {
+            return Ok(None);
+        }
+        let linked = |n: &str| self.mix_pad(n).is_some_and(|p| p.is_linked());
+        let (video, audio) = (
+            linked("video_mix") && settings.video,
+            linked("audio_mix") && settings.audio,
+        );
+        if !video && !audio {
+            crate::common::log::post_warning(
+                *CAT,
+                self.obj().upcast_ref(),
+                "mix=true, but neither video_mix nor audio_mix is linked (or video/audio are off): no room mix",
+            );
+            return Ok(None);
+        }
+        let cfg = super::mix::MixConfig {
+            width: settings.mix_width,
+            height: settings.mix_height,
+            framerate: settings.mix_framerate,
+            labels: settings.mix_labels,
+            latency: gst::ClockTime::from_mseconds(u64::from(settings.latency) + 300),
+        };
+        let mix = super::mix::RoomMix::new(self.obj().upcast_ref(), cfg, video, audio)?;
+        for (name, src) in [
+            ("video_mix", mix.video_src()),
+            ("audio_mix", mix.audio_src()),
+        ] {
+            if let (Some(ghost), Some(src)) = (self.mix_pad(name), src) {
+                ghost.set_target(Some(&src)).map_err(|e| e.to_string())?;
+            }
+        }
+        Ok(Some(mix))
     }
 
     /// The always pad carrying the room as MPEG-TS.
@@ -179,6 +245,21 @@ impl VdoNinjaSrc {
             st.manifest = None;
             st.tsmux.take()
         };
+        let (mix, ended) = {
+            let mut st = self.state();
+            (st.mix.take(), std::mem::take(&mut st.mix_finished))
+        };
+        if let Some(mix) = mix {
+            for t in ended {
+                mix.remove(self.obj().upcast_ref(), t);
+            }
+            for name in ["video_mix", "audio_mix"] {
+                if let Some(ghost) = self.mix_pad(name) {
+                    let _ = ghost.set_target(None::<&gst::Pad>);
+                }
+            }
+            mix.shutdown(self.obj().upcast_ref());
+        }
         if let Some(mux) = mux {
             if let Some(ghost) = self.src_pad() {
                 let _ = ghost.set_target(None::<&gst::Pad>);
@@ -269,6 +350,42 @@ impl ObjectImpl for VdoNinjaSrc {
                     .blurb("Record every participant's audio and video into one Matroska file each, without transcoding: %s = stream ID (made safe for file names), %t = UTC start time, %% = %; the directory must exist; existing files are never overwritten. A manifest (vdoninja-manifest-<time>.json) lists the files")
                     .mutable_ready()
                     .build(),
+                glib::ParamSpecBoolean::builder("mix")
+                    .nick("Room mix")
+                    .blurb("Also give the whole room as one picture (video_mix pad: every guest's video in a grid, re-laid-out as guests come and go) and one sound (audio_mix pad: every guest's audio mixed); only the linked mix pads are made")
+                    .default_value(false)
+                    .mutable_ready()
+                    .build(),
+                glib::ParamSpecUInt::builder("mix-width")
+                    .nick("Mix width")
+                    .blurb("Width of the room mix's picture, in pixels")
+                    .minimum(16)
+                    .maximum(7680)
+                    .default_value(1280)
+                    .mutable_ready()
+                    .build(),
+                glib::ParamSpecUInt::builder("mix-height")
+                    .nick("Mix height")
+                    .blurb("Height of the room mix's picture, in pixels")
+                    .minimum(16)
+                    .maximum(4320)
+                    .default_value(720)
+                    .mutable_ready()
+                    .build(),
+                gst::ParamSpecFraction::builder("mix-framerate")
+                    .nick("Mix frame rate")
+                    .blurb("Frame rate of the room mix's picture")
+                    .minimum(gst::Fraction::new(1, 1))
+                    .maximum(gst::Fraction::new(120, 1))
+                    .default_value(gst::Fraction::new(30, 1))
+                    .mutable_ready()
+                    .build(),
+                glib::ParamSpecBoolean::builder("mix-labels")
+                    .nick("Mix labels")
+                    .blurb("Write each guest's label (its &label) under its picture in the room mix (needs textoverlay, Debian's gstreamer1.0-x)")
+                    .default_value(true)
+                    .mutable_ready()
+                    .build(),
                 glib::ParamSpecBoxed::builder::<gst::Structure>("stats")
                     .nick("Statistics")
                     .blurb("Per stream: stream ID, UUID, label, connection state, candidate type, RTT, bytes and packets received, packets lost")
@@ -322,6 +439,18 @@ impl ObjectImpl for VdoNinjaSrc {
             "bitrate" => s.bitrate = value.get().unwrap_or(0),
             "latency" => s.latency = value.get().unwrap_or(200),
             "record-location" => s.record_location = string(),
+            "mix" => {
+                s.mix = value.get().unwrap_or(false);
+                let on = s.mix;
+                drop(s);
+                self.expose_mix_pads(on);
+            }
+            "mix-width" => s.mix_width = value.get().unwrap_or(1280),
+            "mix-height" => s.mix_height = value.get().unwrap_or(720),
+            "mix-framerate" => {
+                s.mix_framerate = value.get().unwrap_or_else(|_| gst::Fraction::new(30, 1))
+            }
+            "mix-labels" => s.mix_labels = value.get().unwrap_or(true),
             _ => {}
         }
     }
@@ -345,6 +474,11 @@ impl ObjectImpl for VdoNinjaSrc {
             "bitrate" => s.bitrate.to_value(),
             "latency" => s.latency.to_value(),
             "record-location" => s.record_location.to_value(),
+            "mix" => s.mix.to_value(),
+            "mix-width" => s.mix_width.to_value(),
+            "mix-height" => s.mix_height.to_value(),
+            "mix-framerate" => s.mix_framerate.to_value(),
+            "mix-labels" => s.mix_labels.to_value(),
             _ => glib::Value::from_type(pspec.value_type()),
         }
     }
@@ -411,6 +545,20 @@ impl ElementImpl for VdoNinjaSrc {
                     gst::PadDirection::Src,
                     gst::PadPresence::Sometimes,
                     &audio,
+                )
+                .expect("valid template"),
+                gst::PadTemplate::new(
+                    "video_mix",
+                    gst::PadDirection::Src,
+                    gst::PadPresence::Sometimes,
+                    &gst::Caps::new_empty_simple("video/x-raw"),
+                )
+                .expect("valid template"),
+                gst::PadTemplate::new(
+                    "audio_mix",
+                    gst::PadDirection::Src,
+                    gst::PadPresence::Sometimes,
+                    &gst::Caps::new_empty_simple("audio/x-raw"),
                 )
                 .expect("valid template"),
             ]

@@ -31,6 +31,7 @@ use gst::prelude::*;
 
 mod handler;
 mod imp;
+pub mod mix;
 mod receive;
 pub mod recording;
 mod state;

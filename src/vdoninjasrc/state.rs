@@ -5,6 +5,7 @@
 
 use std::collections::BTreeMap;
 
+use super::mix::{MixTrack, RoomMix};
 use super::recording::location::Pattern;
 use super::recording::manifest::Manifest;
 use super::recording::record::Recorder;
@@ -27,6 +28,11 @@ pub(crate) struct Settings {
     pub bitrate: u32,
     pub latency: u32,
     pub record_location: Option<String>,
+    pub mix: bool,
+    pub mix_width: u32,
+    pub mix_height: u32,
+    pub mix_framerate: gst::Fraction,
+    pub mix_labels: bool,
 }
 
 impl Default for Settings {
@@ -42,6 +48,11 @@ impl Default for Settings {
             bitrate: 0,
             latency: 200,
             record_location: None,
+            mix: false,
+            mix_width: 1280,
+            mix_height: 720,
+            mix_framerate: gst::Fraction::new(30, 1),
+            mix_labels: true,
         }
     }
 }
@@ -61,6 +72,7 @@ pub(crate) struct Remote {
     pub expected: usize,
     pub recorder: Option<Recorder>,
     pub ts_tracks: Vec<TsTrack>,
+    pub mix_tracks: Vec<MixTrack>,
 }
 
 #[derive(Default)]
@@ -76,6 +88,10 @@ pub(crate) struct State {
     pub ts_finished: Vec<TsTrack>,
     /// The room's MPEG-TS muxer, when `src` is linked.
     pub tsmux: Option<super::ts::RoomMux>,
+    /// The room mix, when `mix` is on and a mix pad is linked.
+    pub mix: Option<RoomMix>,
+    /// Mix tracks ended by EOS, removed when the element stops.
+    pub mix_finished: Vec<MixTrack>,
     /// EOS was asked for: post ours once every file is final.
     pub eos: bool,
     /// The video codec asked of publishers (`video-codec`, or H.264 for the MPEG-TS path).

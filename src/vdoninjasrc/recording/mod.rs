@@ -312,6 +312,20 @@ impl VdoNinjaSrc {
         for p in pads {
             p.push_event(gst::event::Eos::new());
         }
+        let mix = {
+            let mut guard = self.state();
+            let st = &mut *guard;
+            let tracks: Vec<_> = st
+                .remotes
+                .values_mut()
+                .flat_map(|r| r.mix_tracks.drain(..))
+                .collect();
+            st.mix_finished.extend(tracks);
+            st.mix.clone().map(|m| (m, st.mix_finished.clone()))
+        };
+        if let Some((mix, tracks)) = mix {
+            mix.end(&tracks);
+        }
         let (mux_idle, nothing_pending) = {
             let st = self.state();
             let idle = st
