@@ -294,6 +294,7 @@ fn check(line: &DocLine) -> Result<String, String> {
     pipeline
         .set_state(gst::State::Playing)
         .map_err(|e| format!("does not play: {e}"))?;
+    let playing = std::time::Instant::now();
     let mut found = Vec::new();
     let viewer = exp.is_sink.then(|| {
         TestViewer::start(
@@ -344,8 +345,11 @@ fn check(line: &DocLine) -> Result<String, String> {
                 })
             }
             "ts" => wait_until(MEDIA_WAIT, || file_size(path) > 400_000),
-            // mp4mux writes its header at the end: the media data grows meanwhile.
-            "mp4" => wait_until(MEDIA_WAIT, || file_size(path) > 200_000),
+            // mp4mux writes its header at the end: the media data grows meanwhile. At least
+            // 3 s of it, however fast it grows.
+            "mp4" => wait_until(MEDIA_WAIT, || {
+                file_size(path) > 200_000 && playing.elapsed() > Duration::from_secs(3)
+            }),
             "playlist" => wait_until(Duration::from_secs(40), || {
                 std::fs::read_to_string(path).is_ok_and(|t| t.matches(".ts").count() >= 2)
             }),

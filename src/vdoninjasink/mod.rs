@@ -4,7 +4,9 @@
 //! encoded stream is shared by every viewer, each served by its own webrtcbin.
 //!
 //! Request pads `video_%u` (raw, H.264, VP8, VP9) and `audio_%u` (raw, Opus); signals and
-//! bus messages `viewer-added`, `viewer-removed`.
+//! bus messages `viewer-added`, `viewer-removed`; what viewers send as `vdoninja/chat` and
+//! `vdoninja/data`, and the action signals `send-chat` and `send-data` to answer them
+//! (`crate::common::app`).
 //!
 //! ```sh
 //! # publish a test pattern and a tone

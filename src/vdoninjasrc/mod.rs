@@ -7,8 +7,11 @@
 //! `audio_<stream-id>` (parsed encoded media; raw with `decode=true`), which go when the
 //! publisher leaves and come back when it returns. `record-location` writes one Matroska
 //! file per publisher ([`recording`]); the always `src` pad, when linked, carries the whole
-//! room as MPEG-TS (`ts`). Bus messages: `vdoninja/stream-added`, `vdoninja/stream-removed`,
-//! `vdoninja/recording-started`, `vdoninja/recording-finished`.
+//! room as MPEG-TS (`ts`). `mix=true` adds `video_mix` and `audio_mix`: the whole room as one
+//! picture and one sound ([`mix`]). Bus messages: `vdoninja/stream-added`,
+//! `vdoninja/stream-removed`, `vdoninja/recording-started`, `vdoninja/recording-finished`, and
+//! what peers send, `vdoninja/chat` and `vdoninja/data`; the action signals `send-chat` and
+//! `send-data` send to them (`crate::common::app`).
 //!
 //! ```sh
 //! # watch one stream
@@ -18,11 +21,15 @@
 //! gst-launch-1.0 -e vdoninjasrc room=myroom password=secret record-location='rec/%s-%t.mkv'
 //! # the whole room as MPEG-TS
 //! gst-launch-1.0 -e vdoninjasrc room=myroom password=secret ! filesink location=room.ts
+//! # the whole room as one picture and one sound, to MP4
+//! gst-launch-1.0 -e vdoninjasrc room=myroom mix=true name=s \
+//!     s.video_mix ! queue ! x264enc tune=zerolatency ! mp4mux name=m ! filesink location=room.mp4 \
+//!     s.audio_mix ! queue ! audioconvert ! avenc_aac ! m.
 //! ```
 //!
 //! Files: `imp` (the GObject subclass: properties, pads, state changes), `state` (what it
 //! holds), `handler` (what the signaling asks for, on the media thread), `receive` (one
-//! publisher's receive chains), `recording/`, `ts/`.
+//! publisher's receive chains), `recording/`, `ts/`, `mix/`.
 
 use std::sync::LazyLock;
 
