@@ -26,6 +26,8 @@ enum Colour {
     Green,
     Blue,
     Yellow,
+    /// Label text.
+    White,
 }
 
 impl Colour {
@@ -35,6 +37,7 @@ impl Colour {
             Colour::Green => 0xff00ff00,
             Colour::Blue => 0xff0000ff,
             Colour::Yellow => 0xffffff00,
+            Colour::White => 0xffffffff,
         }
     }
 
@@ -44,6 +47,7 @@ impl Colour {
             Colour::Green => 1300.0,
             Colour::Blue => 3100.0,
             Colour::Yellow => 2200.0,
+            Colour::White => 0.0,
         }
     }
 
@@ -54,6 +58,8 @@ impl Colour {
             Colour::Green => lo(r) && hi(g) && lo(b),
             Colour::Blue => lo(r) && lo(g) && hi(b),
             Colour::Yellow => hi(r) && hi(g) && lo(b),
+            // Small text: chroma from the tile around it bleeds in.
+            Colour::White => r > 160 && g > 160 && b > 160,
         }
     }
 }
@@ -98,15 +104,16 @@ struct Mix {
 }
 
 impl Mix {
-    fn start(server: &Server, room: &str) -> Self {
+    fn start(server: &Server, room: &str, recordings: &std::path::Path) -> Self {
         init();
         let pipeline = gst::parse::launch(&format!(
             "vdoninjasrc name=src room={room} mix=true mix-width={W} mix-height={H} \
-             mix-framerate={FPS}/1 mix-labels=false {props} \
+             mix-framerate={FPS}/1 record-location={rec}/%s.mkv {props} \
              src.video_mix ! queue ! videoconvert ! video/x-raw,format=RGB ! fakesink name=v \
              src.audio_mix ! queue ! audioconvert ! audio/x-raw,format=F32LE,channels=1,rate={RATE} ! \
              fakesink name=a",
-            props = server.props()
+            props = server.props(),
+            rec = recordings.display(),
         ))
         .expect("mix pipeline parses")
         .downcast::<gst::Pipeline>()
@@ -235,7 +242,8 @@ fn the_room_mix_shows_every_guest_and_keeps_its_pace() {
         .iter()
         .map(|c| publisher(&server, room, *c))
         .collect();
-    let mix = Mix::start(&server, room);
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mix = Mix::start(&server, room, dir.path());
 
     // Each colour in its own tile, each tone in the sound.
     let all_in = wait_until(Duration::from_secs(30), || {
@@ -269,6 +277,15 @@ fn the_room_mix_shows_every_guest_and_keeps_its_pace() {
         mix.errors()
     );
     let three: Vec<f64> = colours.iter().map(|c| mix.coverage(*c).0).collect();
+    // The guests' labels, in white under their pictures.
+    assert!(
+        wait_until(Duration::from_secs(5), || mix.coverage(Colour::White).0
+            > 0.0005),
+        "no label in the mix: {:?}",
+        mix.pipeline
+            .by_name("src")
+            .map(|s| s.property::<gst::Structure>("stats").to_string())
+    );
     assert!(mix.tone(Colour::Yellow.tone()) < 0.01, "no tone of nobody");
 
     // A guest whose media stops: the mix goes on. It waits for the guest once, up to its
@@ -352,5 +369,19 @@ fn the_room_mix_shows_every_guest_and_keeps_its_pace() {
     let _ = mix.pipeline.set_state(gst::State::Null);
     for p in pubs {
         let _ = p.set_state(gst::State::Null);
+    }
+
+    // From the same connections, every guest's own file.
+    for c in [Colour::Red, Colour::Green, Colour::Blue, Colour::Yellow] {
+        let name = format!("{c:?}").to_lowercase();
+        let path = dir.path().join(format!("{name}.mkv"));
+        let r = inspect_file(&path, "matroskademux");
+        assert!(
+            r.all_decoded() && r.count("video") == 1 && r.count("audio") == 1,
+            "{}: {:?} {:?}",
+            path.display(),
+            r.streams,
+            r.errors
+        );
     }
 }

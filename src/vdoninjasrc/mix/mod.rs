@@ -140,7 +140,10 @@ impl RoomMix {
             let bg = make("videotestsrc")?;
             bg.set_property("is-live", true);
             bg.set_property_from_str("pattern", "black");
+            // I420: opaque guests are copied into it line by line; a format with alpha would
+            // make the compositor blend every pixel (AYUV took ~4x the CPU).
             let caps = gst::Caps::builder("video/x-raw")
+                .field("format", "I420")
                 .field("width", cfg.width as i32)
                 .field("height", cfg.height as i32)
                 .field("framerate", cfg.framerate)
@@ -224,7 +227,8 @@ impl RoomMix {
                 Ok(o) => {
                     o.set_property_from_str("valignment", "bottom");
                     o.set_property_from_str("halignment", "center");
-                    o.set_property("font-desc", "Sans Bold 20");
+                    // Scaled with the picture (auto-resize), then with its tile: about 1/13 of its height.
+                    o.set_property("font-desc", "Sans Bold 36");
                     o.set_property("shaded-background", true);
                     o.set_property("text", label.unwrap_or_default());
                     chain.push(o.clone());
