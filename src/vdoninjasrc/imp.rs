@@ -142,6 +142,7 @@ impl VdoNinjaSrc {
         st.driver = Some(driver);
         st.pattern = pattern;
         st.manifest = manifest;
+        st.stall_watch = tsmux.is_some().then(|| self.watch_room_stream());
         st.tsmux = tsmux;
         st.mix = mix;
         st.eos = false;
@@ -243,6 +244,9 @@ impl VdoNinjaSrc {
             let mut st = self.state();
             st.pattern = None;
             st.manifest = None;
+            if let Some(w) = st.stall_watch.take() {
+                w.abort();
+            }
             st.tsmux.take()
         };
         let (mix, ended) = {

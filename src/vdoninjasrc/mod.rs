@@ -41,6 +41,7 @@ mod imp;
 pub mod mix;
 mod receive;
 pub mod recording;
+mod stall;
 mod state;
 mod ts;
 

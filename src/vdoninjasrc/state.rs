@@ -88,6 +88,8 @@ pub(crate) struct State {
     pub ts_finished: Vec<TsTrack>,
     /// The room's MPEG-TS muxer, when `src` is linked.
     pub tsmux: Option<super::ts::RoomMux>,
+    /// Takes stalled tracks out of the room stream (see `stall`).
+    pub stall_watch: Option<tokio::task::JoinHandle<()>>,
     /// The room mix, when `mix` is on and a mix pad is linked.
     pub mix: Option<RoomMix>,
     /// Mix tracks ended by EOS, removed when the element stops.

@@ -696,7 +696,12 @@ pub fn inspect_file(path: &std::path::Path, demuxer: &str) -> FileReport {
     if let Some(m) = prerolled
         && let gst::MessageView::Error(e) = m.view()
     {
-        report.errors.push(e.error().to_string());
+        report.errors.push(format!(
+            "{} from {:?}: {:?}",
+            e.error(),
+            e.src().map(|s| s.path_string()),
+            e.debug()
+        ));
     }
     report.duration = pipeline.query_duration::<gst::ClockTime>();
     let _ = pipeline.set_state(gst::State::Playing);

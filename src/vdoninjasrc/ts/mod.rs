@@ -10,7 +10,7 @@
 //!   program change; it says why);
 //! * [`read`]: the small MPEG-TS reader the gate uses to see PATs, PMTs and key frames.
 
-use std::sync::atomic::{AtomicU16, AtomicU32, Ordering};
+use std::sync::atomic::{AtomicU16, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use gst::prelude::*;
@@ -29,9 +29,28 @@ pub struct TsTrack {
     bin: gst::Bin,
     source: gst::Pad,
     sink: gst::Pad,
+    /// Its output, linked to a muxer pad once admitted.
+    out: gst::Pad,
     pid: u16,
+    codec: Codec,
     room: SharedRoom,
     link: Arc<Mutex<Link>>,
+    /// When its last buffer arrived (ms on [`clock_ms`]).
+    last_buffer: Arc<AtomicU64>,
+}
+
+/// A track linked to the muxer that delivers nothing this long is taken out of the room
+/// stream (mpegtsmux 1.22 waits for every linked track, so one silent camera would stop the
+/// whole room), and put back when its media resumes.
+pub const STALL_LIMIT: std::time::Duration = std::time::Duration::from_millis(700);
+
+/// Milliseconds since the first call (a monotonic clock shared by probes and the watchdog).
+fn clock_ms() -> u64 {
+    static START: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
+    START
+        .get_or_init(std::time::Instant::now)
+        .elapsed()
+        .as_millis() as u64
 }
 
 /// Whether a track is linked to the muxer, or ended (and must not be linked any more: the
@@ -148,6 +167,17 @@ impl RoomMux {
         bin.add_many(&chain).map_err(|e| e.to_string())?;
         gst::Element::link_many(&chain).map_err(|_| "cannot link a TS track")?;
         let qsink = queue.static_pad("sink").ok_or("no sink")?;
+        let last_buffer = Arc::new(AtomicU64::new(clock_ms()));
+        {
+            let last = last_buffer.clone();
+            qsink.add_probe(
+                gst::PadProbeType::BUFFER | gst::PadProbeType::BUFFER_LIST,
+                move |_, _| {
+                    last.store(clock_ms(), Ordering::Relaxed);
+                    gst::PadProbeReturn::Ok
+                },
+            );
+        }
         if transcode {
             // The decoder starts at a key frame.
             drop_until_keyframe(&qsink);
@@ -220,9 +250,12 @@ impl RoomMux {
                 bin,
                 source: source.clone(),
                 sink: sink.upcast(),
+                out: src.clone().upcast(),
                 pid,
+                codec,
                 room: self.room.clone(),
                 link,
+                last_buffer,
             },
             transcode,
         ))
@@ -244,6 +277,49 @@ impl TsTrack {
     pub fn bin(&self) -> &gst::Bin {
         &self.bin
     }
+
+    /// Takes the track out of the room stream at once: its muxer pad is released (the next
+    /// program map no longer lists it) and its bin goes.
+    pub fn withdraw(&self, parent: &gst::Bin) {
+        if let Ok(mut link) = self.link.lock() {
+            link.ended = true;
+        }
+        let _ = self.source.unlink(&self.sink);
+        let pid = self.pid;
+        gate::drive(&self.room, |r, now| r.remove(pid, now));
+        if let Some(mux_pad) = self.out.peer() {
+            let _ = self.out.unlink(&mux_pad);
+            if let Some(mux) = mux_pad.parent_element() {
+                mux.release_request_pad(&mux_pad);
+            }
+        }
+        let _ = self.bin.set_state(gst::State::Null);
+        let _ = parent.remove(&self.bin);
+    }
+
+    /// Linked to the muxer, yet nothing arrived for [`STALL_LIMIT`].
+    pub fn stalled(&self) -> bool {
+        let linked = self.link.lock().is_ok_and(|l| l.linked && !l.ended);
+        let idle = clock_ms().saturating_sub(self.last_buffer.load(Ordering::Relaxed));
+        linked && idle >= STALL_LIMIT.as_millis() as u64
+    }
+
+    /// The participant's pad that fed it, and its codec (to feed a new track from when the
+    /// media resumes).
+    pub fn source(&self) -> (gst::Pad, Codec) {
+        (self.source.clone(), self.codec)
+    }
+}
+
+/// Calls `resumed` (once, from the streaming thread) when the next buffer leaves `source`.
+pub fn on_next_buffer(source: &gst::Pad, resumed: impl FnOnce() + Send + 'static) {
+    let resumed = Mutex::new(Some(resumed));
+    source.add_probe(gst::PadProbeType::BUFFER, move |_, _| {
+        if let Some(f) = resumed.lock().ok().and_then(|mut f| f.take()) {
+            f();
+        }
+        gst::PadProbeReturn::Remove
+    });
 }
 
 /// Gives `src` the muxer pad of PID `pid` (mpegtsmux takes the PID from the pad name).
