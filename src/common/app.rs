@@ -11,13 +11,13 @@ use crate::protocol::machine::Input;
 use crate::protocol::machine::app::{AppPayload, send_input};
 
 /// Hands an input to the element's signaling; false when it is not running.
-pub type Send = fn(&gst::Element, Input) -> bool;
+pub type SendInput = fn(&gst::Element, Input) -> bool;
 
 /// `send-chat (to, text) -> gboolean` and `send-data (to, json) -> gboolean`: `to` is a peer's
 /// stream ID or UUID, or NULL/"" for every peer. FALSE when the element is not running or the
 /// message is not valid (data that is not JSON, more than 64 KiB); a `to` that matches no
 /// peer with an open data channel is logged.
-pub fn action_signals(cat: gst::DebugCategory, send: Send) -> Vec<glib::subclass::Signal> {
+pub fn action_signals(cat: gst::DebugCategory, send: SendInput) -> Vec<glib::subclass::Signal> {
     let signal = |name: &'static str, make: fn(&str) -> Result<AppPayload, _>| {
         glib::subclass::Signal::builder(name)
             .param_types([String::static_type(), String::static_type()])

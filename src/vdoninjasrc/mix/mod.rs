@@ -24,7 +24,8 @@ pub struct MixConfig {
     pub height: u32,
     pub framerate: gst::Fraction,
     pub labels: bool,
-    /// How long the aggregators wait for a guest: its jitter buffer, decoding and the way.
+    /// The latency the aggregators allow a guest at least (their `min-upstream-latency`):
+    /// its jitter buffer, the way and decoding. A stalled guest holds the mix this long once.
     pub latency: gst::ClockTime,
 }
 
@@ -119,7 +120,6 @@ pub struct RoomMix {
 /// One guest track in the mix.
 #[derive(Debug, Clone)]
 pub struct MixTrack {
-    pub peer: PeerId,
     bin: gst::Bin,
     source: gst::Pad,
     sink: gst::Pad,
@@ -310,7 +310,6 @@ impl RoomMix {
             });
         }
         Ok(MixTrack {
-            peer,
             bin,
             source: source.clone(),
             sink: sink.upcast(),
