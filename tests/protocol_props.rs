@@ -1,14 +1,16 @@
 // SPDX-License-Identifier: MPL-2.0
 
 //! Bad input never panics: random and mutated JSON, wrong ciphertexts, wrong IV lengths and
-//! huge strings thrown at the parser, the state machine and the server hub. Memory stays
-//! bounded by the candidate-queue caps.
+//! huge strings thrown at the parser, the state machine (also chat/pipe application messages,
+//! sent and received) and the server hub. Memory stays bounded by the candidate-queue caps,
+//! and application messages reach the application only within their size cap.
 
 use std::time::{Duration, Instant};
 
 use gstvdoninja::protocol::crypto::{Crypto, DEFAULT_SALT};
 use gstvdoninja::protocol::ice_queue::IceQueueLimits;
-use gstvdoninja::protocol::machine::{Config, Input, Machine, PeerId, View};
+use gstvdoninja::protocol::machine::app::{AppPayload, MAX_APP_BYTES};
+use gstvdoninja::protocol::machine::{Config, Event, Input, Machine, Output, PeerId, View};
 use gstvdoninja::protocol::message::{Object, Sealed, parse_object};
 use gstvdoninja::protocol::routing::RoutingMode;
 use gstvdoninja::server::hub::{Hub, ServerMode};
@@ -66,6 +68,8 @@ fn key() -> impl Strategy<Value = String> {
             "hangup",
             "error",
             "code",
+            "chat",
+            "pipe",
         ])
         .prop_map(str::to_string),
         "[a-zA-Z]{1,10}",
@@ -203,7 +207,7 @@ proptest! {
     }
 
     #[test]
-    fn machine_never_panics_and_stays_bounded(texts in prop::collection::vec((any_text(), 0u8..4), 1..40)) {
+    fn machine_never_panics_and_stays_bounded(texts in prop::collection::vec((any_text(), 0u8..5), 1..40)) {
         let t0 = Instant::now();
         for mut m in machines() {
             m.handle(Input::Connected, t0);
@@ -212,9 +216,18 @@ proptest! {
                 let input = match via {
                     0 => Input::DataChannelText { peer: PeerId(1), text: text.clone() },
                     1 => Input::Tick,
+                    2 => Input::SendApp {
+                        to: Some(text.chars().take(8).collect()),
+                        payload: AppPayload::Chat(text.clone()),
+                    },
                     _ => Input::ServerText(text.clone()),
                 };
-                m.handle(input, now);
+                for out in m.handle(input, now) {
+                    // What peers send reaches the application only within its limits.
+                    if let Output::Event(Event::AppMessage { payload, .. }) = out {
+                        prop_assert!(payload.text().len() <= MAX_APP_BYTES);
+                    }
+                }
                 prop_assert!(m.queued_candidates() <= 5 * 4);
                 prop_assert!(m.queued_candidate_bytes() <= 4096);
                 // Whatever peers were created can be fed local events without panicking.
