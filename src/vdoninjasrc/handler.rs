@@ -180,6 +180,9 @@ impl VdoNinjaSrc {
             Ok(t) => t,
             Err(e) => return warn(e),
         };
+        if let Some(tx) = self.state().driver.as_ref().and_then(|d| d.sender()) {
+            receive::report_media(&track, peer, tx);
+        }
         let exposed = match track.branch(decode) {
             Ok(p) => p,
             Err(e) => return warn(e),

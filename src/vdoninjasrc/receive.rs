@@ -70,6 +70,31 @@ pub fn build(bin: &gst::Bin, pad: &gst::Pad) -> Result<Track, String> {
     })
 }
 
+/// Tells the signaling, at most twice a second, that media arrives on this track: a peer that
+/// sends media is alive even when its data channel is slow (see `Timing::silence_timeout`).
+pub fn report_media(
+    track: &Track,
+    peer: crate::protocol::machine::PeerId,
+    tx: tokio::sync::mpsc::UnboundedSender<crate::protocol::machine::Input>,
+) {
+    let Some(pad) = track.depay.static_pad("sink") else {
+        return;
+    };
+    let start = std::time::Instant::now();
+    let last = std::sync::atomic::AtomicU64::new(0);
+    pad.add_probe(
+        gst::PadProbeType::BUFFER | gst::PadProbeType::BUFFER_LIST,
+        move |_, _| {
+            let ms = start.elapsed().as_millis() as u64 + 500;
+            if ms.saturating_sub(last.load(Ordering::Relaxed)) >= 500 {
+                last.store(ms, Ordering::Relaxed);
+                let _ = tx.send(crate::protocol::machine::Input::MediaSeen { peer });
+            }
+            gst::PadProbeReturn::Ok
+        },
+    );
+}
+
 impl Track {
     /// Asks the publisher for a key frame with an RTCP PLI (the upstream force-key-unit event
     /// travels to webrtcbin's jitter buffer and session). It starts at the depayloader: a

@@ -79,9 +79,11 @@ pub struct Timing {
     pub play_retry: Vec<Duration>,
     /// Re-`play` this long after a wanted stream's peer closed.
     pub replay_after_close: Duration,
-    /// Our data-channel ping period.
+    /// Our data-channel ping period (every peer answers a ping with a pong, §6.6).
     pub ping_interval: Duration,
-    /// A peer whose data channel is silent this long is closed.
+    /// A peer with an open data channel from which nothing was heard this long (no message
+    /// on its data channel, no media reported by [`Input::MediaSeen`]) has vanished: a killed
+    /// process or a network that went away says no `bye`. Closed then.
     pub silence_timeout: Duration,
     /// A peer that never connects is closed after this long.
     pub connect_timeout: Duration,
@@ -116,8 +118,10 @@ impl Default for Timing {
                 Duration::from_secs(180),
             ],
             replay_after_close: Duration::from_secs(5),
-            ping_interval: Duration::from_secs(3),
-            silence_timeout: Duration::from_secs(30),
+            // A ping a second and 4 s of silence: a vanished peer is noticed within 5 s (the
+            // tick is once a second).
+            ping_interval: Duration::from_secs(1),
+            silence_timeout: Duration::from_secs(4),
             connect_timeout: Duration::from_secs(40),
             disconnected_grace: Duration::from_secs(10),
             failed_grace: Duration::from_secs(10),
@@ -225,6 +229,11 @@ pub enum Input {
         to: Option<String>,
         payload: app::AppPayload,
     },
+    /// Media arrived from this peer (the I/O side says so at most a few times a second): it
+    /// is alive even when its data channel is busy or slow.
+    MediaSeen {
+        peer: PeerId,
+    },
     /// Ask the publisher of a peer for a key frame (viewer side).
     RequestKeyframe {
         peer: PeerId,
@@ -244,7 +253,7 @@ pub enum CloseReason {
     Replaced,
     /// ICE/DTLS failed or stayed disconnected.
     ConnectionLost,
-    /// The data channel stayed silent.
+    /// Nothing heard from it (data channel, media) for `silence_timeout`: it vanished.
     Silent,
     /// It never connected.
     ConnectTimeout,
@@ -493,6 +502,11 @@ impl Machine {
                 self.close_peer(peer, CloseReason::Error(message), true, now)
             }
             Input::SendApp { to, payload } => self.send_app(to.as_deref(), &payload),
+            Input::MediaSeen { peer } => {
+                if let Some(p) = self.peers.get_mut(peer) {
+                    p.last_heard = now;
+                }
+            }
             Input::RequestKeyframe { peer } => {
                 let mut o = Object::new();
                 o.insert("keyframe".into(), true.into());

@@ -114,13 +114,18 @@ impl Net {
         self.run();
     }
 
-    /// Advances the clock and ticks every node.
+    /// Advances the clock and ticks every node, a second at a time (as the elements tick).
     pub fn advance(&mut self, d: Duration) {
-        self.now += d;
-        for n in 0..self.nodes.len() {
-            self.queue.push_back((n, Input::Tick));
+        let mut left = d;
+        while !left.is_zero() {
+            let step = left.min(Duration::from_secs(1));
+            left -= step;
+            self.now += step;
+            for n in 0..self.nodes.len() {
+                self.queue.push_back((n, Input::Tick));
+            }
+            self.run();
         }
-        self.run();
     }
 
     /// Live peers of node `n`.

@@ -457,12 +457,30 @@ fn silent_data_channel_closes_peer() {
         t,
     );
     m.handle(Input::DataChannelOpen { peer }, t);
-    let outs = m.handle(Input::Tick, t + Duration::from_secs(4));
+    let at = |ms: u64| t + Duration::from_millis(ms);
+    let outs = m.handle(Input::Tick, at(1000));
     assert!(
         outs.iter()
             .any(|o| matches!(o, Output::SendData { text, .. } if text.contains("ping")))
     );
-    let outs = m.handle(Input::Tick, t + Duration::from_secs(31));
+    // Media keeps it alive without any data-channel message; so does a pong.
+    m.handle(Input::MediaSeen { peer }, at(3000));
+    m.handle(
+        Input::DataChannelText {
+            peer,
+            text: r#"{"pong":"1"}"#.into(),
+        },
+        at(5000),
+    );
+    for s in 6..=8 {
+        let outs = m.handle(Input::Tick, at(s * 1000));
+        assert!(
+            !outs.iter().any(|o| matches!(o, Output::ClosePeer { .. })),
+            "{s} s"
+        );
+    }
+    // 4 s after the last sign of life, it has vanished.
+    let outs = m.handle(Input::Tick, at(9000));
     assert!(outs.contains(&Output::ClosePeer {
         peer,
         reason: CloseReason::Silent
