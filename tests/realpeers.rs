@@ -80,7 +80,11 @@ impl Harness {
     fn spawn(&self, name: &str, script: &str, args: &[&str], env: &[(&str, &str)]) -> Proc {
         let log = self.logs.path().join(format!("{name}.log"));
         let out = std::fs::File::create(&log).expect("log file");
+        // A process group of its own: `Proc::kill_all` can kill the script and everything it
+        // started (Chromium) at once, as a crash would.
+        use std::os::unix::process::CommandExt;
         let child = Command::new(self.dir.join(script))
+            .process_group(0)
             .args(args)
             .envs(env.iter().copied())
             .env("PORT", self.port.to_string())
@@ -146,6 +150,17 @@ impl Proc {
             std::thread::sleep(Duration::from_millis(100));
         };
         (status.is_some_and(|s| s.success()), self.log())
+    }
+
+    /// SIGKILL to the script and everything it started: no goodbye of any kind.
+    fn kill_all(&mut self) {
+        let Some(mut child) = self.child.take() else {
+            return;
+        };
+        let _ = Command::new("kill")
+            .args(["-KILL", "--", &format!("-{}", child.id())])
+            .status();
+        let _ = child.wait();
     }
 
     fn stop(&mut self) {
@@ -262,6 +277,71 @@ fn webapp_guests_are_recorded_h264() {
 }
 
 /// The demuxer for a recorded file, by its extension.
+#[test]
+#[ignore = "needs ../shared/realpeers: scripts/realpeers.sh"]
+fn a_killed_webapp_guest_is_noticed_and_recorded_again() {
+    let h = Harness::start(8459);
+    let room = "rpkill";
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut victim = h.browser_guest("victim", room, "");
+    let _steady = h.browser_guest("steady", room, "");
+    let mut rec = Recorder::start(&format!(
+        "vdoninjasrc room={room} password={PASSWORD} record-location={}/%s-%t.mkv {}",
+        dir.path().display(),
+        h.props()
+    ));
+    let ok = wait_until(PEER_WAIT, || {
+        rec.poll();
+        rec.started.len() >= 2 && rec.started.iter().all(|(_, p)| file_size(p) > 50_000)
+    });
+    assert!(
+        ok,
+        "both guests are recorded: {:?} {:?}",
+        rec.started, rec.warnings
+    );
+    // The browser (script, Chromium and its helpers) killed outright.
+    victim.kill_all();
+    let killed = Instant::now();
+    let noticed = wait_until(Duration::from_secs(30), || {
+        rec.poll();
+        rec.finished.iter().any(|(s, ..)| s == "victim")
+    });
+    let after = killed.elapsed();
+    eprintln!("the web app guest's file was finished {after:?} after its browser was killed");
+    assert!(
+        noticed,
+        "the killed guest's recording is finished: {:?}",
+        rec.finished
+    );
+    assert!(after <= Duration::from_secs(6), "noticed after {after:?}");
+    assert!(
+        !rec.finished.iter().any(|(s, ..)| s == "steady"),
+        "the other guest goes on: {:?}",
+        rec.finished
+    );
+    // It comes back: recorded again into a new file.
+    let _back = h.browser_guest("victim", room, "");
+    let again = wait_until(PEER_WAIT, || {
+        rec.poll();
+        let v: Vec<_> = rec.started.iter().filter(|(s, _)| s == "victim").collect();
+        v.len() == 2 && file_size(&v[1].1) > 50_000
+    });
+    assert!(
+        again,
+        "the returning guest is recorded again: {:?}",
+        rec.started
+    );
+    let rec = rec.end();
+    assert!(rec.errors.is_empty(), "{:?}", rec.errors);
+    let files = recordings(dir.path());
+    assert_eq!(files.len(), 3, "victim twice, steady once: {files:?}");
+    for f in &files {
+        let r = inspect_file(f, "matroskademux");
+        eprintln!("{}: {r:?}", f.display());
+        assert!(r.all_decoded() && r.streams.len() == 2, "{f:?}: {r:?}");
+    }
+}
+
 fn demuxer_for(path: &Path) -> &'static str {
     match path.extension().and_then(|e| e.to_str()) {
         Some("ts") => "tsdemux",
