@@ -77,7 +77,7 @@ pub fn close_reason_text(reason: &CloseReason) -> String {
         CloseReason::Bye => "bye".into(),
         CloseReason::Replaced => "replaced".into(),
         CloseReason::ConnectionLost => "connection lost".into(),
-        CloseReason::Silent => "vanished".into(),
+        CloseReason::Vanished => "vanished".into(),
         CloseReason::ConnectTimeout => "never connected".into(),
         CloseReason::Error(e) => format!("error: {e}"),
         CloseReason::Shutdown => "shutdown".into(),

@@ -254,7 +254,7 @@ pub enum CloseReason {
     /// ICE/DTLS failed or stayed disconnected.
     ConnectionLost,
     /// Nothing heard from it (data channel, media) for `silence_timeout`: it vanished.
-    Silent,
+    Vanished,
     /// It never connected.
     ConnectTimeout,
     /// Its media elements failed.

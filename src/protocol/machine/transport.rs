@@ -284,7 +284,7 @@ impl Machine {
                 close.push((p.id, CloseReason::ConnectTimeout));
             } else if p.dc_open && now.saturating_duration_since(p.last_heard) >= t.silence_timeout
             {
-                close.push((p.id, CloseReason::Silent));
+                close.push((p.id, CloseReason::Vanished));
             } else if p.dc_open && now.saturating_duration_since(p.last_ping) >= t.ping_interval {
                 ping.push(p.id);
             }

@@ -446,7 +446,7 @@ fn failure_restarts_ice_then_closes() {
 }
 
 #[test]
-fn silent_data_channel_closes_peer() {
+fn a_peer_heard_from_neither_way_for_4_s_has_vanished() {
     let t = Instant::now();
     let (mut m, peer) = publishing_peer(t);
     m.handle(
@@ -483,7 +483,7 @@ fn silent_data_channel_closes_peer() {
     let outs = m.handle(Input::Tick, at(9000));
     assert!(outs.contains(&Output::ClosePeer {
         peer,
-        reason: CloseReason::Silent
+        reason: CloseReason::Vanished
     }));
 }
 
