@@ -88,6 +88,15 @@ impl Peer {
             .name(format!("webrtc-{}", opts.id))
             .property_from_str("bundle-policy", "max-bundle")
             .build()?;
+        // Our sender reports map RTP time to capture time, not send time: receivers align
+        // audio and video by them, and the send time carries each encoder's own delay (the
+        // video encoder's grows with load), which put audio tens of ms off its picture.
+        if let Some(rtpbin) = webrtc
+            .downcast_ref::<gst::Bin>()
+            .and_then(|b| b.by_name("rtpbin"))
+        {
+            rtpbin.set_property("rtcp-sync-send-time", false);
+        }
         if let Some(stun) = &opts.ice.stun {
             webrtc.set_property("stun-server", stun);
         }
