@@ -339,9 +339,12 @@ fn check(line: &DocLine) -> Result<String, String> {
         let ready = match *what {
             "recording" => {
                 let d = path.parent().expect("folder").to_path_buf();
+                // At least 3 s of it: 300 KB is about one second at the publishers' bitrate.
                 wait_until(MEDIA_WAIT, || {
                     let f = files(&d, ".mkv");
-                    f.len() >= 2 && f.iter().all(|p| file_size(p) > 300_000)
+                    f.len() >= 2
+                        && f.iter().all(|p| file_size(p) > 300_000)
+                        && playing.elapsed() > Duration::from_secs(3)
                 })
             }
             "ts" => wait_until(MEDIA_WAIT, || file_size(path) > 400_000),
