@@ -209,6 +209,12 @@ fn a_vanished_viewer_is_dropped_within_5_s() {
         "the viewer connects: {:?}",
         s.property::<gst::Structure>("stats")
     );
+    // The data channel opens just after the connection (it is what carries the pings that
+    // notice a vanished viewer): give it a moment on a loaded machine, then kill.
+    let connected_at = Instant::now();
+    wait_until(Duration::from_secs(5), || {
+        connected_at.elapsed() > Duration::from_secs(3)
+    });
     let killed = viewer.kill();
     let removed = wait_message(
         &bus,
