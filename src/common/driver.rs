@@ -46,6 +46,11 @@ impl Runner {
     }
 }
 
+/// Feeds `driver`'s state machine, if there is one running; whether there was.
+pub fn feed(driver: Option<&Driver>, input: Input) -> bool {
+    driver.map(|d| d.input(input)).is_some()
+}
+
 /// A running signaling session and its media thread.
 pub struct Driver {
     session: Option<Session>,

@@ -293,13 +293,7 @@ impl VdoNinjaSink {
 
     /// Feeds the signaling; false when it is not running.
     fn try_input(&self, input: Input) -> bool {
-        match &self.state().driver {
-            Some(d) => {
-                d.input(input);
-                true
-            }
-            None => false,
-        }
+        crate::common::driver::feed(self.state().driver.as_ref(), input)
     }
 
     fn stats(&self) -> gst::Structure {
