@@ -10,6 +10,7 @@ PACKAGES=(
   gstreamer1.0-plugins-bad gstreamer1.0-plugins-ugly gstreamer1.0-libav gstreamer1.0-nice
   gstreamer1.0-x
   openssl coturn python3-gi gir1.2-gstreamer-1.0
+  iproute2 nftables
 )
 
 missing=()

@@ -36,7 +36,14 @@ pub fn rtp_codec(pad: &gst::Pad) -> Option<Codec> {
 /// Builds `depay ! parse ! tee` for `pad` inside `bin`.
 pub fn build(bin: &gst::Bin, pad: &gst::Pad) -> Result<Track, String> {
     let codec = rtp_codec(pad).ok_or("media with an unknown codec")?;
-    let mut elements = vec![make(codec.depayloader())?];
+    let depay = make(codec.depayloader())?;
+    if codec.is_video() && depay.find_property("request-keyframe").is_some() {
+        // A frame lost to the network (after the jitter buffer's retransmission requests) leaves
+        // the pictures after it undecodable until the next key frame, up to the publisher's key
+        // frame interval: ask for one at once, as browsers do (an RTCP PLI).
+        depay.set_property("request-keyframe", true);
+    }
+    let mut elements = vec![depay];
     if let Some(p) = codec.parser() {
         let parser = make(p)?;
         // No config-interval: the parameter sets are already in every key frame, and in 1.22

@@ -58,6 +58,29 @@ impl Server {
         }
     }
 
+    /// Stops the server (every connection drops), as an outage would.
+    pub fn stop(&mut self) {
+        if let Some(s) = self.server.take() {
+            gstvdoninja::runtime::handle().block_on(s.stop());
+        }
+    }
+
+    /// Starts it again on the same address, after [`Server::stop`].
+    pub fn restart(&mut self) {
+        assert!(self.server.is_none(), "stopped first");
+        let addr = self
+            .url
+            .trim_start_matches("ws://")
+            .parse()
+            .expect("address");
+        let mut cfg = ServerConfig::new(addr);
+        cfg.mode = self.mode;
+        let server = gstvdoninja::runtime::handle()
+            .block_on(serve(cfg))
+            .expect("server starts again on its port");
+        self.server = Some(server);
+    }
+
     pub fn signaling_mode(&self) -> &'static str {
         match self.mode {
             ServerMode::Official => "official",
@@ -581,6 +604,9 @@ pub struct FileReport {
     pub errors: Vec<String>,
     /// Every picture size decoded video came in (width, height), in order of appearance.
     pub sizes: Vec<(i32, i32)>,
+    /// The longest step between the timestamps of two consecutive decoded buffers of each
+    /// stream (a hole in the recording), in the order of `streams`.
+    pub max_gaps: Vec<gst::ClockTime>,
 }
 
 impl FileReport {
@@ -607,6 +633,17 @@ impl FileReport {
         names.len()
     }
 
+    /// The longest hole of any stream whose caps start with `prefix`.
+    pub fn max_gap(&self, prefix: &str) -> gst::ClockTime {
+        self.streams
+            .iter()
+            .zip(&self.max_gaps)
+            .filter(|((c, _), _)| c.starts_with(prefix))
+            .map(|(_, g)| *g)
+            .max()
+            .unwrap_or(gst::ClockTime::ZERO)
+    }
+
     pub fn all_decoded(&self) -> bool {
         self.errors.is_empty()
             && !self.streams.is_empty()
@@ -614,8 +651,11 @@ impl FileReport {
     }
 }
 
-/// (caps name, demuxer pad name, decoded buffers) of one demuxed stream.
-type StreamCount = (String, String, Arc<AtomicU64>);
+/// The last decoded timestamp of a stream and the longest step between two so far.
+type Gap = Arc<Mutex<(Option<gst::ClockTime>, gst::ClockTime)>>;
+
+/// (caps name, demuxer pad name, decoded buffers, holes) of one demuxed stream.
+type StreamCount = (String, String, Arc<AtomicU64>, Gap);
 
 /// Demuxes (`demuxer`: matroskademux, tsdemux) and decodes `path` to the end.
 pub fn inspect_file(path: &std::path::Path, demuxer: &str) -> FileReport {
@@ -639,10 +679,13 @@ pub fn inspect_file(path: &std::path::Path, demuxer: &str) -> FileReport {
                 .map(|s| s.name().to_string())
                 .unwrap_or_default();
             let counter = Arc::new(AtomicU64::new(0));
-            streams
-                .lock()
-                .expect("lock")
-                .push((name, pad.name().to_string(), counter.clone()));
+            let gap = Gap::default();
+            streams.lock().expect("lock").push((
+                name,
+                pad.name().to_string(),
+                counter.clone(),
+                gap.clone(),
+            ));
             // Unbounded: a file's tracks need not be finely interleaved.
             let queue = gst::ElementFactory::make("queue")
                 .property("max-size-buffers", 0u32)
@@ -660,8 +703,15 @@ pub fn inspect_file(path: &std::path::Path, demuxer: &str) -> FileReport {
             pl.add_many([&queue, &dec, &sink]).expect("add");
             queue.link(&dec).expect("link");
             let sinkpad = sink.static_pad("sink").expect("pad");
-            sinkpad.add_probe(gst::PadProbeType::BUFFER, move |_, _| {
+            sinkpad.add_probe(gst::PadProbeType::BUFFER, move |_, info| {
                 counter.fetch_add(1, Ordering::SeqCst);
+                if let Some(pts) = info.buffer().and_then(|b| b.pts()) {
+                    let mut g = gap.lock().expect("lock");
+                    if let Some(last) = g.0 {
+                        g.1 = g.1.max(pts.saturating_sub(last));
+                    }
+                    g.0 = Some(pts);
+                }
                 gst::PadProbeReturn::Ok
             });
             let sizes = sizes.clone();
@@ -724,9 +774,13 @@ pub fn inspect_file(path: &std::path::Path, demuxer: &str) -> FileReport {
     let streams = streams.lock().expect("lock");
     report.streams = streams
         .iter()
-        .map(|(n, _, c)| (n.clone(), c.load(Ordering::SeqCst)))
+        .map(|(n, _, c, _)| (n.clone(), c.load(Ordering::SeqCst)))
         .collect();
-    report.pads = streams.iter().map(|(_, p, _)| p.clone()).collect();
+    report.pads = streams.iter().map(|(_, p, _, _)| p.clone()).collect();
+    report.max_gaps = streams
+        .iter()
+        .map(|(_, _, _, g)| g.lock().expect("lock").1)
+        .collect();
     report.sizes = sizes.lock().expect("lock").clone();
     report
 }

@@ -1,0 +1,360 @@
+// SPDX-License-Identifier: MPL-2.0
+
+//! Faults on the way, kept as tests (issue 12, item 4):
+//! - 5 % UDP loss both ways for 20 s, made by an nftables `numgen random` drop rule in a
+//!   network namespace this test creates (netem is not available here): the room's recordings
+//!   decode to the end with no hole over 0.5 s, one file per guest;
+//! - a 10 s outage of the handshake server: the recordings go on in the same files, everyone
+//!   reconnects and says again what it wants (a viewer arriving after the restart sees an old
+//!   publisher), and a guest who joins after the restart is recorded.
+
+mod common;
+
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use common::media::*;
+use common::recorder::{Recorder, record_some};
+use gst::prelude::*;
+use gstvdoninja::server::hub::ServerMode;
+
+const CHILD: &str = "VDONINJA_TEST_FAULTS_CHILD";
+const LOSS_ROOM: &str = "lossy";
+
+fn recorder_desc(server: &Server, room: &str, dir: &Path) -> String {
+    format!(
+        "vdoninjasrc room={room} record-location={}/%s-%t.mkv {}",
+        dir.display(),
+        server.props()
+    )
+}
+
+/// Not a test: the room that [`five_percent_udp_loss_for_20_s_leaves_recordings_without_holes`]
+/// runs inside its namespace (server, two publishers, a recorder). Prints `READY` once both
+/// guests are recorded, ends the recording when the file `stop` appears in its directory.
+#[test]
+#[ignore = "run as a child process inside a network namespace by the loss test"]
+fn child_room() {
+    let Ok(dir) = std::env::var(CHILD) else {
+        return;
+    };
+    let dir = PathBuf::from(dir);
+    let server = Server::start(ServerMode::Official);
+    let pubs: Vec<gst::Pipeline> = (0..2)
+        .map(|i| common::run::publisher(&server, &format!("guest{i}"), Some(LOSS_ROOM), None, i))
+        .collect();
+    let mut rec = Recorder::start(&recorder_desc(&server, LOSS_ROOM, &dir));
+    rec.wait("both guests are recorded", |r| r.started.len() == 2);
+    for (_, path) in rec.started.clone() {
+        record_some(&path, Duration::ZERO);
+    }
+    println!("READY");
+    let _ = std::io::stdout().flush();
+    let stop = dir.join("stop");
+    let told = wait_until(Duration::from_secs(120), || {
+        rec.poll();
+        stop.exists()
+    });
+    assert!(told, "the test tells the room to stop");
+    let rec = rec.end();
+    for p in &pubs {
+        let _ = p.set_state(gst::State::Null);
+    }
+    println!(
+        "RESULT started={} finished={} warnings={:?} errors={:?}",
+        rec.started.len(),
+        rec.finished.len(),
+        rec.warnings,
+        rec.errors
+    );
+}
+
+/// A network namespace of this test's own with `lo` up; deleted (with what runs in it) on drop.
+struct Netns(String);
+
+impl Netns {
+    fn new(what: &str) -> Self {
+        let name = format!("vdn-{what}-{}", std::process::id());
+        run("ip", &["netns", "add", &name]);
+        let ns = Self(name);
+        ns.exec("ip", &["link", "set", "lo", "up"]);
+        ns
+    }
+
+    fn exec(&self, cmd: &str, args: &[&str]) -> String {
+        let mut all = vec!["netns", "exec", &self.0, cmd];
+        all.extend_from_slice(args);
+        run("ip", &all)
+    }
+}
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        if let Ok(out) = Command::new("ip").args(["netns", "pids", &self.0]).output() {
+            for pid in String::from_utf8_lossy(&out.stdout).split_whitespace() {
+                let _ = Command::new("kill").args(["-9", pid]).status();
+            }
+        }
+        let _ = Command::new("ip").args(["netns", "del", &self.0]).status();
+    }
+}
+
+/// Runs a command that must succeed (root and nftables are what `.ci/run` provides).
+fn run(cmd: &str, args: &[&str]) -> String {
+    let out = Command::new(cmd)
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("{cmd} {args:?}: {e} (iproute2 and nftables installed?)"));
+    assert!(
+        out.status.success(),
+        "{cmd} {args:?} failed (this test needs root): {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// The packet counts of the rules of `table`, in rule order.
+fn counters(ns: &Netns, table: &str) -> Vec<u64> {
+    let listing = ns.exec("nft", &["list", "table", "inet", table]);
+    listing
+        .split("counter packets ")
+        .skip(1)
+        .filter_map(|rest| rest.split_whitespace().next()?.parse().ok())
+        .collect()
+}
+
+#[test]
+fn five_percent_udp_loss_for_20_s_leaves_recordings_without_holes() {
+    let ns = Netns::new("loss");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let exe = std::env::current_exe().expect("test binary");
+    let mut child = Command::new("ip")
+        .args(["netns", "exec", &ns.0])
+        .arg(exe)
+        .args(["child_room", "--exact", "--ignored", "--nocapture"])
+        .env(CHILD, dir.path())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the room starts in the namespace");
+    let (tx, lines) = mpsc::channel::<String>();
+    for out in [
+        Box::new(child.stdout.take().expect("stdout")) as Box<dyn std::io::Read + Send>,
+        Box::new(child.stderr.take().expect("stderr")),
+    ] {
+        let tx = tx.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(out).lines().map_while(Result::ok) {
+                let _ = tx.send(line);
+            }
+        });
+    }
+    let mut log = Vec::new();
+    let mut wait_line = |prefix: &str, limit: Duration| -> Option<String> {
+        let deadline = Instant::now() + limit;
+        while let Some(left) = deadline.checked_duration_since(Instant::now()) {
+            let line = lines.recv_timeout(left).ok()?;
+            log.push(line.clone());
+            if line.starts_with(prefix) {
+                return Some(line);
+            }
+        }
+        None
+    };
+    let ready = wait_line("READY", Duration::from_secs(60));
+    assert!(ready.is_some(), "the room is recorded before the loss");
+
+    // 5 % of every UDP packet (media, RTCP, ICE, data channel; both ways, since both ends
+    // send through lo's output hook) is dropped for 20 s. The first rule counts them all.
+    ns.exec("nft", &["add", "table", "inet", "loss"]);
+    ns.exec(
+        "nft",
+        &[
+            "add",
+            "chain",
+            "inet",
+            "loss",
+            "out",
+            "{ type filter hook output priority 0; }",
+        ],
+    );
+    ns.exec(
+        "nft",
+        &[
+            "add",
+            "rule",
+            "inet",
+            "loss",
+            "out",
+            "meta l4proto udp counter",
+        ],
+    );
+    ns.exec(
+        "nft",
+        &[
+            "add",
+            "rule",
+            "inet",
+            "loss",
+            "out",
+            "meta l4proto udp numgen random mod 100 < 5 counter drop",
+        ],
+    );
+    std::thread::sleep(Duration::from_secs(20)); // the fault's duration, not a wait for a result
+    let counted = counters(&ns, "loss");
+    ns.exec("nft", &["delete", "table", "inet", "loss"]);
+    std::fs::write(dir.path().join("stop"), b"").expect("stop file");
+    let result = wait_line("RESULT", Duration::from_secs(60));
+    let status = child.wait().expect("the room ends");
+    let result = result.unwrap_or_else(|| panic!("the room reports: {}", log.join("\n")));
+    assert!(status.success(), "the room: {}", log.join("\n"));
+
+    let [all, dropped] = counted[..] else {
+        panic!("two counters: {counted:?}");
+    };
+    let ratio = dropped as f64 / all as f64;
+    eprintln!(
+        "loss: {dropped} of {all} UDP packets dropped ({:.1} %)",
+        ratio * 100.0
+    );
+    assert!(
+        dropped > 200 && (0.03..0.07).contains(&ratio),
+        "the rule drops about 5 %: {dropped} of {all}"
+    );
+    // One file per guest: neither was given up and recorded again.
+    assert!(
+        result.contains("started=2 finished=2 ") && result.contains("errors=[]"),
+        "{result}"
+    );
+    let files: Vec<PathBuf> = std::fs::read_dir(dir.path())
+        .expect("dir")
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|e| e == "mkv"))
+        .collect();
+    assert_eq!(files.len(), 2, "{files:?}");
+    for f in &files {
+        let r = inspect_file(f, "matroskademux");
+        let duration = r.duration.unwrap_or_default();
+        eprintln!(
+            "{}: {duration}, longest hole video {} audio {}",
+            f.display(),
+            r.max_gap("video/"),
+            r.max_gap("audio/")
+        );
+        assert!(r.all_decoded(), "{f:?} decodes to the end: {r:?}");
+        assert_eq!((r.count("video/"), r.count("audio/")), (1, 1), "{r:?}");
+        // It recorded through the loss (20 s; the container's duration counts from the first
+        // key frame and was 19.97 s in one run).
+        assert!(
+            duration >= gst::ClockTime::from_seconds(18),
+            "{f:?}: {duration}"
+        );
+        for kind in ["video/", "audio/"] {
+            assert!(
+                r.max_gap(kind) <= gst::ClockTime::from_mseconds(500),
+                "{f:?}: a {kind} hole of {}",
+                r.max_gap(kind)
+            );
+        }
+    }
+}
+
+#[test]
+fn a_10_s_server_outage_keeps_the_files_and_admits_a_newcomer() {
+    let room = "outage";
+    let mut server = Server::start(ServerMode::Official);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut rec = Recorder::start(&recorder_desc(&server, room, dir.path()));
+    let pubs: Vec<gst::Pipeline> = (0..2)
+        .map(|i| common::run::publisher(&server, &format!("before{i}"), Some(room), None, i))
+        .collect();
+    rec.wait("both guests are recorded", |r| r.started.len() == 2);
+    for (_, path) in rec.started.clone() {
+        record_some(&path, Duration::from_secs(1));
+    }
+
+    server.stop();
+    let down = Instant::now();
+    while down.elapsed() < Duration::from_secs(10) {
+        rec.poll();
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    server.restart();
+    let up = Instant::now();
+    let newcomer = common::run::publisher(&server, "after", Some(room), None, 2);
+    // The recorder's and the newcomer's clients back off up to 8 s while the server is down.
+    let back = wait_until(Duration::from_secs(40), || {
+        rec.poll();
+        rec.started.iter().any(|(s, _)| s == "after")
+    });
+    assert!(
+        back,
+        "the newcomer is recorded after the restart: {:?}",
+        rec.started
+    );
+    eprintln!("newcomer recorded {:?} after the restart", up.elapsed());
+    // A viewer new to the room sees an old publisher: it seeded again.
+    let viewer = TestViewer::start(
+        &server,
+        ViewerOptions {
+            stream_id: "before0",
+            room: Some(room),
+            password: None,
+        },
+    );
+    assert!(
+        viewer.wait_frames(30, 10),
+        "an old publisher is seen after the restart"
+    );
+    viewer.stop();
+    let newfile = rec
+        .started
+        .iter()
+        .find(|(s, _)| s == "after")
+        .map(|(_, p)| p.clone())
+        .expect("newcomer's file");
+    record_some(&newfile, Duration::from_secs(1));
+    assert!(
+        rec.finished.is_empty(),
+        "nobody's recording ended during the outage: {:?}",
+        rec.finished
+    );
+    let rec = rec.end();
+    let _ = newcomer.set_state(gst::State::Null);
+    for p in &pubs {
+        let _ = p.set_state(gst::State::Null);
+    }
+    assert_eq!(
+        rec.started.len(),
+        3,
+        "one file per guest, the old ones went on: {:?}",
+        rec.started
+    );
+    for (sid, path) in &rec.started {
+        let r = inspect_file(path, "matroskademux");
+        let duration = r.duration.unwrap_or_default();
+        eprintln!(
+            "{sid}: {duration}, longest hole video {} audio {}",
+            r.max_gap("video/"),
+            r.max_gap("audio/")
+        );
+        assert!(r.all_decoded(), "{path:?}: {r:?}");
+        assert_eq!((r.count("video/"), r.count("audio/")), (1, 1), "{r:?}");
+        if sid.starts_with("before") {
+            assert!(
+                duration >= gst::ClockTime::from_seconds(12),
+                "{sid} recorded through the outage: {duration}"
+            );
+            for kind in ["video/", "audio/"] {
+                assert!(
+                    r.max_gap(kind) <= gst::ClockTime::from_mseconds(500),
+                    "{sid}: a {kind} hole of {}",
+                    r.max_gap(kind)
+                );
+            }
+        }
+    }
+}
