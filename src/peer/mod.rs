@@ -70,6 +70,23 @@ impl Shared {
     }
 }
 
+/// Tells the signaling, at most twice a second, that RTCP arrives from the peer: a viewer's
+/// receiver reports are the only thing a publisher hears from it besides its data channel,
+/// whose SCTP retransmissions back off for seconds after a short network break (a 2 s break
+/// made publishers give up viewers that were back, see `Timing::silence_timeout`).
+fn report_rtcp(rtpbin: &gst::Element, peer: PeerId, tx: UnboundedSender<Input>) {
+    let start = std::time::Instant::now();
+    let last = std::sync::atomic::AtomicU64::new(0);
+    rtpbin.connect("on-ssrc-active", false, move |_| {
+        let ms = start.elapsed().as_millis() as u64 + 500;
+        if ms.saturating_sub(last.load(std::sync::atomic::Ordering::Relaxed)) >= 500 {
+            last.store(ms, std::sync::atomic::Ordering::Relaxed);
+            let _ = tx.send(Input::MediaSeen { peer });
+        }
+        None
+    });
+}
+
 fn peer_state(s: WebRTCPeerConnectionState) -> Option<PeerState> {
     match s {
         WebRTCPeerConnectionState::Connected => Some(PeerState::Connected),
@@ -91,11 +108,12 @@ impl Peer {
         // Our sender reports map RTP time to capture time, not send time: receivers align
         // audio and video by them, and the send time carries each encoder's own delay (the
         // video encoder's grows with load), which put audio tens of ms off its picture.
-        if let Some(rtpbin) = webrtc
+        let rtpbin = webrtc
             .downcast_ref::<gst::Bin>()
-            .and_then(|b| b.by_name("rtpbin"))
-        {
+            .and_then(|b| b.by_name("rtpbin"));
+        if let Some(rtpbin) = &rtpbin {
             rtpbin.set_property("rtcp-sync-send-time", false);
+            report_rtcp(rtpbin, opts.id, inputs.clone());
         }
         if let Some(stun) = &opts.ice.stun {
             webrtc.set_property("stun-server", stun);
