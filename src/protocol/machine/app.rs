@@ -22,6 +22,15 @@ pub const APP_RATE: RateLimit = RateLimit {
     burst: 60.0,
 };
 
+/// Messages that cost us work taken from one peer (renegotiation offers; a viewer's key-frame,
+/// ICE-restart, media and bitrate requests): 2 a second, bursts of 10. A browser sends a few
+/// at a time; a storm would have webrtcbin renegotiate, or the encoder make key frames, on
+/// every message.
+pub const CONTROL_RATE: RateLimit = RateLimit {
+    per_second: 2.0,
+    burst: 10.0,
+};
+
 /// What an application message carries.
 #[derive(Debug, Clone, PartialEq)]
 pub enum AppPayload {
@@ -174,6 +183,24 @@ impl Machine {
         let obj = payload.to_object();
         for id in open {
             self.send_control(id, obj.clone());
+        }
+    }
+
+    /// Whether `peer` may have one more message that costs work ([`CONTROL_RATE`]); the drop
+    /// is counted as `kind` otherwise.
+    pub(super) fn take_control(&mut self, peer: PeerId, kind: &'static str, now: Instant) -> bool {
+        let Some(p) = self.peers.get_mut(peer) else {
+            return false;
+        };
+        let bucket = p
+            .control_rate
+            .get_or_insert_with(|| TokenBucket::new(CONTROL_RATE, now));
+        match bucket.take(now) {
+            Verdict::Pass => true,
+            Verdict::Drop { .. } => {
+                self.dropped(kind, peer);
+                false
+            }
         }
     }
 

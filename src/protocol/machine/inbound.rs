@@ -238,7 +238,7 @@ impl Machine {
             });
         }
         if self.peers.get(target).map(|p| p.role) == Some(Role::Publisher) {
-            self.on_viewer_control(target, &m);
+            self.on_viewer_control(target, &m, now);
         }
     }
 

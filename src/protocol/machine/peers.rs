@@ -87,6 +87,9 @@ pub struct Peer {
     pub last_ping: Instant,
     /// The rate limit of its application messages, from the first one.
     pub app_rate: Option<crate::protocol::rate::TokenBucket>,
+    /// The rate limit of what costs us work per message (renegotiation offers, a viewer's
+    /// requests: key frames, ICE restarts, media and bitrate changes), from the first one.
+    pub control_rate: Option<crate::protocol::rate::TokenBucket>,
 }
 
 impl Peer {
@@ -115,6 +118,7 @@ impl Peer {
             last_heard: now,
             last_ping: now,
             app_rate: None,
+            control_rate: None,
         }
     }
 

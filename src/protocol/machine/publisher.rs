@@ -106,7 +106,15 @@ impl Machine {
     }
 
     /// Controls a viewer sends us (§6.4, §6.5).
-    pub(super) fn on_viewer_control(&mut self, peer: PeerId, m: &PeerMessage) {
+    pub(super) fn on_viewer_control(&mut self, peer: PeerId, m: &PeerMessage, now: Instant) {
+        let costly = m.request.is_some()
+            || m.bitrate.is_some()
+            || m.audio_bitrate.is_some()
+            || m.keyframe
+            || m.ice_restart_request;
+        if costly && !self.take_control(peer, "a viewer request over the rate limit", now) {
+            return;
+        }
         if let Some(r) = &m.request {
             self.event(Event::MediaRequest {
                 peer,

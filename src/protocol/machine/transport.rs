@@ -175,10 +175,8 @@ impl Machine {
             }
         }
         if refused > 0 {
-            self.log(
-                LogLevel::Warning,
-                format!("candidate queue full: dropped {refused} early candidate(s) from {uuid}"),
-            );
+            // A flood for unknown peers would log a line per message: count them instead.
+            self.dropped("early candidates over the candidate queue's caps", uuid);
         }
     }
 

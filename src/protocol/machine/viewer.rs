@@ -240,6 +240,9 @@ impl Machine {
             && p.role == Role::Viewer
             && p.session_matches(session)
         {
+            if !self.take_control(id, "a renegotiation offer over the rate limit", now) {
+                return;
+            }
             self.log(LogLevel::Debug, format!("{id}: renegotiation offer"));
             self.out
                 .push(Output::SetRemoteDescription { peer: id, sdp });

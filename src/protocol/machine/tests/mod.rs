@@ -3,4 +3,5 @@
 mod app;
 mod flows;
 mod harness;
+mod storms;
 mod units;

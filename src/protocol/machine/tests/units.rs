@@ -13,11 +13,11 @@ use crate::protocol::machine::{
 use crate::protocol::message::{IceCandidate, Object, SdpType, Sealed, SessionDescription};
 use crate::protocol::routing::RoutingMode;
 
-fn crypto() -> Crypto {
+pub(super) fn crypto() -> Crypto {
     Crypto::new(None, DEFAULT_SALT)
 }
 
-fn room_recorder() -> Machine {
+pub(super) fn room_recorder() -> Machine {
     Machine::new(Config {
         room: Some("myroom".into()),
         view: View::Room(None),
@@ -26,7 +26,7 @@ fn room_recorder() -> Machine {
     .unwrap()
 }
 
-fn sealed_msg(uuid: &str, session: &str, key: &str, value: Value, c: &Crypto) -> String {
+pub(super) fn sealed_msg(uuid: &str, session: &str, key: &str, value: Value, c: &Crypto) -> String {
     let mut o = Object::new();
     o.insert("UUID".into(), json!(uuid));
     o.insert("session".into(), json!(session));
@@ -34,7 +34,7 @@ fn sealed_msg(uuid: &str, session: &str, key: &str, value: Value, c: &Crypto) ->
     Value::Object(o).to_string()
 }
 
-fn offer(uuid: &str, session: &str, c: &Crypto) -> String {
+pub(super) fn offer(uuid: &str, session: &str, c: &Crypto) -> String {
     let mut o: Object = serde_json::from_str(&sealed_msg(
         uuid,
         session,
@@ -60,7 +60,7 @@ fn candidates(uuid: &str, session: &str, n: u32) -> String {
     Value::Object(o).to_string()
 }
 
-fn created(outs: &[Output]) -> Option<PeerId> {
+pub(super) fn created(outs: &[Output]) -> Option<PeerId> {
     outs.iter().find_map(|o| match o {
         Output::CreatePeer { peer, .. } => Some(*peer),
         _ => None,
