@@ -23,7 +23,7 @@ fn fast(url: &str) -> ClientConfig {
     c
 }
 
-async fn next_event(rx: &mut mpsc::UnboundedReceiver<ClientEvent>) -> ClientEvent {
+async fn next_event(rx: &mut mpsc::Receiver<ClientEvent>) -> ClientEvent {
     tokio::time::timeout(WAIT, rx.recv())
         .await
         .expect("an event in time")
@@ -75,7 +75,7 @@ async fn client_backs_off_while_the_server_is_down() {
     let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = l.local_addr().unwrap();
     drop(l);
-    let (tx, mut rx) = mpsc::unbounded_channel();
+    let (tx, mut rx) = mpsc::channel(64);
     let client = Client::spawn(
         &tokio::runtime::Handle::current(),
         fast(&format!("ws://{addr}")),
@@ -146,7 +146,7 @@ async fn wss_verifies_certificates() {
     let rt = tokio::runtime::Handle::current();
 
     // Refused without the CA.
-    let (tx, mut rx) = mpsc::unbounded_channel();
+    let (tx, mut rx) = mpsc::channel(64);
     let _c = Client::spawn(&rt, fast(&url), tx);
     match next_event(&mut rx).await {
         ClientEvent::Disconnected { reason, .. } => {
@@ -155,19 +155,19 @@ async fn wss_verifies_certificates() {
         other => panic!("connected without trusting the CA: {other:?}"),
     }
     // Accepted with tls-ca-file.
-    let (tx, mut rx) = mpsc::unbounded_channel();
+    let (tx, mut rx) = mpsc::channel(64);
     let mut c = fast(&url);
     c.tls_ca_file = Some(ca.clone());
     let _c = Client::spawn(&rt, c, tx);
     assert_eq!(next_event(&mut rx).await, ClientEvent::Connected);
     // Accepted with insecure-tls.
-    let (tx, mut rx) = mpsc::unbounded_channel();
+    let (tx, mut rx) = mpsc::channel(64);
     let mut c = fast(&url);
     c.insecure_tls = true;
     let _c = Client::spawn(&rt, c, tx);
     assert_eq!(next_event(&mut rx).await, ClientEvent::Connected);
     // A bad CA file is a configuration error, not a retry loop.
-    let (tx, mut rx) = mpsc::unbounded_channel();
+    let (tx, mut rx) = mpsc::channel(64);
     let mut c = fast(&url);
     c.tls_ca_file = Some(dir.path().join("missing.pem"));
     let _c = Client::spawn(&rt, c, tx);

@@ -83,7 +83,7 @@ async fn past_the_connection_limit_clients_are_refused_with_a_reason() {
     }
     assert!(s.logged("connection limit (3) reached: 1 connection(s) refused"));
     // The elements' client says why, and tries again later.
-    let (events_tx, mut events) = tokio::sync::mpsc::unbounded_channel();
+    let (events_tx, mut events) = tokio::sync::mpsc::channel(64);
     let client = Client::spawn(
         &tokio::runtime::Handle::current(),
         ClientConfig::new(&s.url),

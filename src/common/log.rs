@@ -79,6 +79,7 @@ pub fn close_reason_text(reason: &CloseReason) -> String {
         CloseReason::ConnectionLost => "connection lost".into(),
         CloseReason::Vanished => "vanished".into(),
         CloseReason::ConnectTimeout => "never connected".into(),
+        CloseReason::Interrupted => "negotiation interrupted".into(),
         CloseReason::Error(e) => format!("error: {e}"),
         CloseReason::Shutdown => "shutdown".into(),
     }

@@ -65,6 +65,9 @@ pub struct IceQueue {
     limits: IceQueueLimits,
     queues: HashMap<QueueKey, VecDeque<Entry>>,
     bytes: usize,
+    /// No entry expires before this (none when empty): a flood does not scan every queue on
+    /// every push.
+    next_expiry: Option<Instant>,
 }
 
 impl IceQueue {
@@ -73,6 +76,7 @@ impl IceQueue {
             limits,
             queues: HashMap::new(),
             bytes: 0,
+            next_expiry: None,
         }
     }
 
@@ -108,6 +112,8 @@ impl IceQueue {
             return Err(Refused::KeyFull);
         }
         self.bytes += entry.bytes();
+        let expiry = now + self.limits.ttl;
+        self.next_expiry = Some(self.next_expiry.map_or(expiry, |t| t.min(expiry)));
         q.push_back(entry);
         Ok(())
     }
@@ -156,6 +162,9 @@ impl IceQueue {
 
     /// Drops expired entries.
     pub fn expire(&mut self, now: Instant) {
+        if self.next_expiry.is_none_or(|t| now <= t) {
+            return;
+        }
         let ttl = self.limits.ttl;
         let mut freed = 0;
         self.queues.retain(|_, q| {
@@ -170,6 +179,11 @@ impl IceQueue {
             !q.is_empty()
         });
         self.bytes -= freed;
+        self.next_expiry = self
+            .queues
+            .values()
+            .filter_map(|q| q.front().map(|e| e.at + ttl))
+            .min();
     }
 
     /// Queued candidates in all.

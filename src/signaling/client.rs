@@ -105,6 +105,11 @@ pub fn backoff(initial: Duration, max: Duration, attempt: u32) -> Duration {
     base.mul_f64(jitter)
 }
 
+/// At most this many events (server frames) wait for the state machine: past it the socket is
+/// not read, and TCP holds the server back. A server that sends faster than we can handle
+/// then costs at most this many frames of memory, not all it sends.
+pub const EVENT_QUEUE: usize = 64;
+
 enum Cmd {
     Send(String),
     Close,
@@ -116,11 +121,11 @@ pub struct Client {
 }
 
 impl Client {
-    /// Starts the task on `rt`. Events go to `events`.
+    /// Starts the task on `rt`. Events go to `events` (make it [`EVENT_QUEUE`] long).
     pub fn spawn(
         rt: &tokio::runtime::Handle,
         cfg: ClientConfig,
-        events: mpsc::UnboundedSender<ClientEvent>,
+        events: mpsc::Sender<ClientEvent>,
     ) -> Self {
         let (tx, rx) = mpsc::unbounded_channel();
         rt.spawn(run(cfg, rx, events));
@@ -177,12 +182,12 @@ fn connect_error(e: &tokio_tungstenite::tungstenite::Error) -> (String, bool) {
 async fn run(
     cfg: ClientConfig,
     mut rx: mpsc::UnboundedReceiver<Cmd>,
-    events: mpsc::UnboundedSender<ClientEvent>,
+    events: mpsc::Sender<ClientEvent>,
 ) {
     let url = match normalize_url(&cfg.url) {
         Ok(u) => u,
         Err(e) => {
-            let _ = events.send(ClientEvent::Failed(e.to_string()));
+            let _ = events.send(ClientEvent::Failed(e.to_string())).await;
             return;
         }
     };
@@ -190,7 +195,7 @@ async fn run(
         match crate::tls::client_config(cfg.insecure_tls, cfg.tls_ca_file.as_deref()) {
             Ok(c) => Some(Connector::Rustls(Arc::new(c))),
             Err(e) => {
-                let _ = events.send(ClientEvent::Failed(e.to_string()));
+                let _ = events.send(ClientEvent::Failed(e.to_string())).await;
                 return;
             }
         }
@@ -219,7 +224,7 @@ async fn run(
             }
             Ok(Ok((ws, _))) => {
                 attempt = 0;
-                if events.send(ClientEvent::Connected).is_err() {
+                if events.send(ClientEvent::Connected).await.is_err() {
                     return;
                 }
                 let (mut sink, mut source) = ws.split();
@@ -248,7 +253,7 @@ async fn run(
                             },
                             frame = source.next() => match frame {
                                 Some(Ok(Message::Text(t))) => {
-                                    if events.send(ClientEvent::Text(t.to_string())).is_err() {
+                                    if events.send(ClientEvent::Text(t.to_string())).await.is_err() {
                                         return;
                                     }
                                 }
@@ -272,6 +277,7 @@ async fn run(
                 retry_in: delay,
                 refused,
             })
+            .await
             .is_err()
         {
             return;

@@ -29,7 +29,7 @@ impl Session {
         outputs: mpsc::UnboundedSender<Output>,
     ) -> Self {
         let (tx, rx) = mpsc::unbounded_channel();
-        let (ev_tx, ev_rx) = mpsc::unbounded_channel();
+        let (ev_tx, ev_rx) = mpsc::channel(super::client::EVENT_QUEUE);
         let client = Client::spawn(rt, client, ev_tx);
         rt.spawn(run(machine, client, ev_rx, rx, outputs));
         Self { tx }
@@ -56,7 +56,7 @@ impl Session {
 async fn run(
     mut machine: Machine,
     client: Client,
-    mut events: mpsc::UnboundedReceiver<ClientEvent>,
+    mut events: mpsc::Receiver<ClientEvent>,
     mut inputs: mpsc::UnboundedReceiver<Input>,
     outputs: mpsc::UnboundedSender<Output>,
 ) {

@@ -49,13 +49,7 @@ impl Machine {
             Inbound::Server(m) => self.on_server_message(m, now),
             Inbound::Peer(m) => match get_string(&obj, &["UUID", "uuid"]) {
                 Some(uuid) => self.on_peer_message(&uuid, Via::Server, *m, now),
-                None => self.log(
-                    LogLevel::Warning,
-                    format!(
-                        "dropping peer message ({}) without a source UUID",
-                        m.summary()
-                    ),
-                ),
+                None => self.dropped("a peer message without a source UUID", m.summary()),
             },
         }
     }
@@ -255,14 +249,27 @@ impl Machine {
         }
     }
 
-    fn undecryptable(&mut self, what: &str, uuid: &str, why: &str) {
+    /// A payload we cannot open: a warning on the bus (a wrong password must be seen), at the
+    /// 1st, 2nd, 4th, 8th… of a kind, so that a flood does not flood the bus too.
+    fn undecryptable(&mut self, what: &'static str, uuid: &str, why: &str) {
+        let n = self.drops.entry(what).or_insert(0);
+        *n += 1;
+        if !n.is_power_of_two() {
+            return;
+        }
+        let n = *n;
         let hint = if self.cfg.crypto.enabled() {
             "the sender's password or salt differs from ours"
         } else {
             "the sender uses a password and ours is disabled"
         };
+        let count = if n > 1 {
+            format!(" ({n} unreadable so far)")
+        } else {
+            String::new()
+        };
         self.event(Event::Warning(format!(
-            "cannot read the {what} from peer {uuid}: {why}; most likely {hint}"
+            "cannot read the {what} from peer {uuid}: {why}; most likely {hint}{count}"
         )));
     }
 }

@@ -257,6 +257,9 @@ pub enum CloseReason {
     Vanished,
     /// It never connected.
     ConnectTimeout,
+    /// Its negotiation was cut by the loss of the handshake server: what the other side sent
+    /// meanwhile is lost, so it starts again after the reconnection.
+    Interrupted,
     /// Its media elements failed.
     Error(String),
     /// We shut down.
@@ -586,6 +589,17 @@ impl Machine {
 
     /// Socket open: say who we are again (§1.5: joinroom → seed → play).
     fn on_connected(&mut self, now: Instant) {
+        // Negotiations the lost socket cut: the other side's messages of the meantime are
+        // gone (a peer waited out the 40 s connect timeout). Connected peers need no server.
+        let cut: Vec<PeerId> = self
+            .peers
+            .iter()
+            .filter(|p| !p.connected && !p.dc_open)
+            .map(|p| p.id)
+            .collect();
+        for id in cut {
+            self.close_peer(id, CloseReason::Interrupted, false, now);
+        }
         self.connected = true;
         self.in_room = false;
         self.seeded = false;

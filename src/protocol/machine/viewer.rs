@@ -216,10 +216,7 @@ impl Machine {
         now: Instant,
     ) {
         if !self.is_viewing() {
-            self.log(
-                LogLevel::Warning,
-                format!("ignoring an offer from {uuid}: we only publish"),
-            );
+            self.dropped("an offer (we only publish)", uuid);
             return;
         }
         let session = m.session.as_deref();

@@ -10,7 +10,7 @@ use serde_json::json;
 
 use super::units::{created, crypto, offer, publishing_peer, room_recorder, sealed_msg};
 use crate::protocol::machine::app::CONTROL_RATE;
-use crate::protocol::machine::{Event, Input, LogLevel, Output};
+use crate::protocol::machine::{CloseReason, Event, Input, LogLevel, Output, PeerState};
 use crate::protocol::message::{SdpType, SessionDescription};
 
 fn warning_lines(outs: &[Output]) -> usize {
@@ -158,4 +158,41 @@ fn a_flood_of_candidates_for_unknown_peers_is_bounded_and_barely_logged() {
     // A real peer still gets through.
     let outs = m.handle(Input::ServerText(offer("pub", "S1", &crypto())), t);
     assert!(created(&outs).is_some());
+}
+
+#[test]
+fn a_negotiation_cut_by_the_server_starts_again_on_reconnection() {
+    let t = Instant::now();
+    let mut m = room_recorder();
+    m.handle(Input::Connected, t);
+    let outs = m.handle(Input::ServerText(offer("pub", "S1", &crypto())), t);
+    let peer = created(&outs).expect("a peer");
+    // The socket goes mid-negotiation; what the publisher sent meanwhile is lost.
+    m.handle(Input::Disconnected, t);
+    let outs = m.handle(Input::Connected, t + Duration::from_secs(2));
+    assert!(
+        outs.iter().any(|o| matches!(
+            o,
+            Output::ClosePeer { peer: p, reason: CloseReason::Interrupted } if *p == peer
+        )),
+        "{outs:?}"
+    );
+    // A connected peer is kept through the same reconnection.
+    let outs = m.handle(Input::ServerText(offer("pub2", "S2", &crypto())), t);
+    let live = created(&outs).expect("a peer");
+    m.handle(
+        Input::PeerState {
+            peer: live,
+            state: PeerState::Connected,
+        },
+        t,
+    );
+    m.handle(Input::Disconnected, t);
+    let outs = m.handle(Input::Connected, t + Duration::from_secs(4));
+    assert!(
+        !outs
+            .iter()
+            .any(|o| matches!(o, Output::ClosePeer { peer: p, .. } if *p == live)),
+        "{outs:?}"
+    );
 }
