@@ -12,6 +12,7 @@
 
 mod common;
 
+#[allow(dead_code)] // only its memory reading is used here
 #[path = "common/procstat.rs"]
 mod procstat;
 
