@@ -70,6 +70,30 @@ impl Shared {
     }
 }
 
+/// Runs `f` with GStreamer's own `webrtcbin` and `webrtcnice` debug categories at WARNING at
+/// most: in 1.22 both print the TURN URI they are given, credentials and all, at DEBUG
+/// (`Adding turn server: turn://user:pass@…`), so `GST_DEBUG=*:5` would show them. Only the
+/// lines of this call are lost; a lock keeps concurrent calls from restoring each other's
+/// lowered level.
+fn without_uri_logging(f: impl FnOnce()) {
+    static LOCK: Mutex<()> = Mutex::new(());
+    let _guard = LOCK.lock().unwrap_or_else(|e| e.into_inner());
+    let cats: Vec<(gst::DebugCategory, gst::DebugLevel)> = ["webrtcbin", "webrtcnice"]
+        .into_iter()
+        .filter_map(gst::DebugCategory::get)
+        .map(|c| (c, c.threshold()))
+        .collect();
+    for (c, level) in &cats {
+        if *level > gst::DebugLevel::Warning {
+            c.set_threshold(gst::DebugLevel::Warning);
+        }
+    }
+    f();
+    for (c, level) in &cats {
+        c.set_threshold(*level);
+    }
+}
+
 /// Tells the signaling, at most twice a second, that RTCP arrives from the peer: a viewer's
 /// receiver reports are the only thing a publisher hears from it besides its data channel,
 /// whose SCTP retransmissions back off for seconds after a short network break (a 2 s break
@@ -118,8 +142,13 @@ impl Peer {
         if let Some(stun) = &opts.ice.stun {
             webrtc.set_property("stun-server", stun);
         }
-        for turn in &opts.ice.turn {
-            let _ = webrtc.emit_by_name::<bool>("add-turn-server", &[&turn.to_webrtcbin_uri()]);
+        if !opts.ice.turn.is_empty() {
+            without_uri_logging(|| {
+                for turn in &opts.ice.turn {
+                    let uri = turn.to_webrtcbin_uri();
+                    let _ = webrtc.emit_by_name::<bool>("add-turn-server", &[&uri]);
+                }
+            });
         }
         if opts.ice.relay_only {
             webrtc.set_property_from_str("ice-transport-policy", "relay");

@@ -155,10 +155,8 @@ impl TurnServer {
             TurnScheme::Turn => "turn",
             TurnScheme::Turns => "turns",
         };
-        format!(
-            "{scheme}://{}:***@{}:{}",
-            self.username, self.host, self.port
-        )
+        // The user name is half of a static credential pair: hidden too.
+        format!("{scheme}://***:***@{}:{}", self.host, self.port)
     }
 }
 

@@ -51,6 +51,7 @@ fn debug_hides_credential() {
     let t = TurnServer::parse("turn://user:s3cret@h:1", None, None).unwrap();
     assert!(!format!("{t:?}").contains("s3cret"));
     assert!(!t.redacted().contains("s3cret"));
+    assert!(t.redacted().contains("***:***@"), "{}", t.redacted());
 }
 
 #[test]
