@@ -16,6 +16,25 @@ pub fn make(factory: &str, name: Option<&str>) -> Result<gst::Element, String> {
         .map_err(|_| format!("the GStreamer element {factory} is not installed"))
 }
 
+/// Pays, off the critical path, what the first connection of a process would otherwise pay:
+/// loading webrtcbin's plugins (libnice, DTLS, SRTP) and generating the DTLS certificate,
+/// which GStreamer makes once per process for the first `dtlsdec` (an RSA key). Called when
+/// an element starts; a worker thread of the runtime does it while signaling connects.
+pub fn warm_up_webrtc() {
+    static DONE: std::sync::Once = std::sync::Once::new();
+    if DONE.is_completed() {
+        return;
+    }
+    crate::runtime::handle().spawn_blocking(|| {
+        DONE.call_once(|| {
+            for factory in ["webrtcbin", "dtlsdec"] {
+                // Made and dropped: their plugins stay loaded, the certificate stays cached.
+                let _ = gst::ElementFactory::make(factory).build();
+            }
+        });
+    });
+}
+
 /// The peer a bus message's source belongs to: the child bin of `element` it is in, named
 /// `peer<N>` or `peer<N>-<what>` (a peer's parts that live outside its own bin).
 pub fn peer_of(element: &gst::Element, src: &gst::Object) -> Option<PeerId> {

@@ -230,6 +230,7 @@ impl VdoNinjaSink {
     }
 
     fn start(&self) -> Result<(), gst::ErrorMessage> {
+        crate::common::elements::warm_up_webrtc();
         let settings = self.settings().clone();
         let Some(stream_id) = settings.stream_id.clone() else {
             return Err(gst::error_msg!(

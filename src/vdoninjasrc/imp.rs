@@ -60,6 +60,7 @@ impl VdoNinjaSrc {
     }
 
     fn start(&self) -> Result<(), gst::ErrorMessage> {
+        crate::common::elements::warm_up_webrtc();
         let settings = self.settings().clone();
         let bad = |e: String| gst::error_msg!(gst::LibraryError::Settings, ["{e}"]);
         let view = match (&settings.stream_id, &settings.common.room) {
