@@ -137,10 +137,10 @@ fn longest_hole(path: &std::path::Path) -> Option<(gst::ClockTime, f64)> {
 
 /// One publisher process: a shared H.264 + Opus encoding, one `vdoninjasink` per stream ID.
 fn cheap_publisher(ids: &[String], room: &str, props: &str) -> String {
-    let mut d = format!(
+    let mut d = String::from(
         "videotestsrc is-live=true pattern=ball ! video/x-raw,width=640,height=360,framerate=30/1 ! \
          x264enc tune=zerolatency speed-preset=ultrafast bitrate=500 key-int-max=60 ! h264parse ! tee name=v \
-         audiotestsrc is-live=true ! audio/x-raw,rate=48000,channels=2 ! opusenc ! tee name=a"
+         audiotestsrc is-live=true ! audio/x-raw,rate=48000,channels=2 ! opusenc ! tee name=a",
     );
     for id in ids {
         d += &format!(
