@@ -90,6 +90,9 @@ struct Args {
     /// Also measure 10 viewers.
     #[arg(long)]
     ten: bool,
+    /// Also measure 30 viewers (their 30 decoders run in this process, on the same cores).
+    #[arg(long)]
+    thirty: bool,
 }
 
 fn main() {
@@ -120,6 +123,9 @@ fn main() {
     let mut rounds = vec![1, 3];
     if args.ten {
         rounds.push(10);
+    }
+    if args.thirty {
+        rounds.push(30);
     }
     for n in rounds {
         let (first, cpu) = measure(&server, pid, n);

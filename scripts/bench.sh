@@ -14,8 +14,8 @@ start=$(date +%s)
 cargo build --release --locked --lib --examples --bin vdoninja-server
 echo "== recording: 1 and 8 participants"
 target/release/examples/record_bench 1 8
-echo "== vdoninjasink: first frame, CPU with 1, 3 and 10 viewers"
-target/release/examples/sink_bench --ten
+echo "== vdoninjasink: first frame, CPU with 1, 3, 10 and 30 viewers"
+target/release/examples/sink_bench --ten --thirty
 echo "== vdoninjasrc: PLAYING to first buffer"
 target/release/examples/src_bench
 echo "== vdoninjasrc mix=true: 4 guests into 1280x720@30"
