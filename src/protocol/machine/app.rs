@@ -4,6 +4,10 @@
 //! sent by the web app's chat and the SDK's `sendData`. What peers send becomes
 //! [`Event::AppMessage`], bounded in size ([`MAX_APP_BYTES`]) and in rate per peer
 //! ([`APP_RATE`]); what the application sends goes to one peer or to all of them.
+//!
+//! The other per-peer limits on what peers send live here too: messages that cost us work
+//! (renegotiations, a viewer's requests) go through [`CONTROL_RATE`], and every kind of drop
+//! is counted and logged at each doubling (`Machine::dropped`).
 
 use std::time::Instant;
 
