@@ -94,8 +94,11 @@ fn longest_hole(path: &std::path::Path) -> Option<(gst::ClockTime, f64)> {
     let span = std::sync::Arc::new(std::sync::Mutex::new(0.0f64));
     let (p, w, sp) = (pipeline.clone(), worst.clone(), span.clone());
     demux.connect_pad_added(move |_, pad| {
+        // async=false: the demuxer feeds both tracks from one thread, and a sink that waited
+        // for preroll would hold it before the other track's sink ever got a buffer.
         let Ok(sink) = gst::ElementFactory::make("fakesink")
             .property("sync", false)
+            .property("async", false)
             .build()
         else {
             return;
