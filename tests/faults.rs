@@ -136,6 +136,18 @@ struct RoomRun {
     _dir: tempfile::TempDir,
 }
 
+impl RoomRun {
+    /// Neither guest was given up and recorded again: two recordings, two files, no error.
+    fn assert_one_file_per_guest(&self) {
+        assert!(
+            self.result.contains("started=2 finished=2 ") && self.result.contains("errors=[]"),
+            "{}",
+            self.result
+        );
+        assert_eq!(self.files.len(), 2, "{:?}", self.files);
+    }
+}
+
 /// Runs [`child_room`] in a namespace of its own, applies `fault` to the namespace once both
 /// guests are recorded, then ends the recording.
 fn room_with_fault(what: &str, fault: impl FnOnce(&Netns)) -> RoomRun {
@@ -251,12 +263,7 @@ fn five_percent_udp_loss_for_20_s_leaves_recordings_without_holes() {
         "the rule drops about 5 %: {dropped} of {all}"
     );
     // One file per guest: neither was given up and recorded again.
-    assert!(
-        run.result.contains("started=2 finished=2 ") && run.result.contains("errors=[]"),
-        "{}",
-        run.result
-    );
-    assert_eq!(run.files.len(), 2, "{:?}", run.files);
+    run.assert_one_file_per_guest();
     for f in &run.files {
         let r = inspect_file(f, "matroskademux");
         let duration = r.duration.unwrap_or_default();
@@ -306,12 +313,7 @@ fn a_3_s_break_in_the_path_heals_in_the_same_files() {
         "the path was broken: {dropped} packets dropped"
     );
     // Both connections lived through it: still the first file of each guest.
-    assert!(
-        run.result.contains("started=2 finished=2 ") && run.result.contains("errors=[]"),
-        "{}",
-        run.result
-    );
-    assert_eq!(run.files.len(), 2, "{:?}", run.files);
+    run.assert_one_file_per_guest();
     for f in &run.files {
         let r = inspect_file(f, "matroskademux");
         let (video, audio) = (r.max_gap("video/"), r.max_gap("audio/"));

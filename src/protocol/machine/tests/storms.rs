@@ -8,10 +8,11 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 
-use super::units::{created, crypto, offer, publishing_peer, room_recorder, sealed_msg};
+use super::units::{
+    created, crypto, offer, publishing_peer, room_recorder, sealed_msg, viewing_peer,
+};
 use crate::protocol::machine::app::CONTROL_RATE;
 use crate::protocol::machine::{CloseReason, Event, Input, LogLevel, Output, PeerState};
-use crate::protocol::message::{SdpType, SessionDescription};
 
 fn warning_lines(outs: &[Output]) -> usize {
     outs.iter()
@@ -30,22 +31,7 @@ fn warning_lines(outs: &[Output]) -> usize {
 #[test]
 fn a_renegotiation_storm_is_rate_limited() {
     let t = Instant::now();
-    let mut m = room_recorder();
-    m.handle(Input::Connected, t);
-    let outs = m.handle(Input::ServerText(offer("pub", "S1", &crypto())), t);
-    let peer = created(&outs).expect("a peer");
-    m.handle(Input::RemoteDescriptionApplied { peer }, t);
-    m.handle(
-        Input::LocalDescription {
-            peer,
-            sdp: SessionDescription {
-                kind: SdpType::Answer,
-                sdp: "v=0\r\n".into(),
-            },
-        },
-        t,
-    );
-    m.handle(Input::DataChannelOpen { peer }, t);
+    let (mut m, peer, _) = viewing_peer(t);
     let reneg = sealed_msg(
         "ignored",
         "S1",

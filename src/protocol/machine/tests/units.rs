@@ -191,9 +191,9 @@ fn wrong_password_is_named() {
     );
 }
 
-#[test]
-fn renegotiation_over_data_channel() {
-    let t = Instant::now();
+/// A room recorder viewing publisher `pub` (session `S1`): offer taken, answered, data
+/// channel open; the outputs of the opening.
+pub(super) fn viewing_peer(t: Instant) -> (Machine, PeerId, Vec<Output>) {
     let mut m = room_recorder();
     m.handle(Input::Connected, t);
     let outs = m.handle(Input::ServerText(offer("pub", "S1", &crypto())), t);
@@ -210,6 +210,13 @@ fn renegotiation_over_data_channel() {
         t,
     );
     let outs = m.handle(Input::DataChannelOpen { peer }, t);
+    (m, peer, outs)
+}
+
+#[test]
+fn renegotiation_over_data_channel() {
+    let t = Instant::now();
+    let (mut m, peer, outs) = viewing_peer(t);
     // The request object goes out on the data channel.
     let req = outs
         .iter()
