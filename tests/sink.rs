@@ -48,8 +48,33 @@ fn one_viewer_decodes_video_and_audio() {
         bus_errors(&p)
     );
     assert_eq!(count_elements(&sink_of(&p), &["Encoder", "Video"]), 1);
+    assert_eq!(
+        upnp_agents(&sink_of(&p)),
+        (1, 0),
+        "(webrtcbins, with UPnP on)"
+    );
     v.stop();
     let _ = p.set_state(gst::State::Null);
+}
+
+/// The element's webrtcbins, and how many of their ICE agents would search for UPnP routers
+/// (SSDP multicast out of every interface; browsers never do).
+fn upnp_agents(bin: &gst::Bin) -> (usize, usize) {
+    let webrtcbins: Vec<gst::Element> = bin
+        .iterate_recurse()
+        .into_iter()
+        .flatten()
+        .filter(|e| e.factory().is_some_and(|f| f.name() == "webrtcbin"))
+        .collect();
+    let on = webrtcbins
+        .iter()
+        .filter(|w| {
+            let ice = w.property::<gst::glib::Object>("ice-agent");
+            let agent = ice.property::<gst::glib::Object>("agent");
+            agent.property::<bool>("upnp")
+        })
+        .count();
+    (webrtcbins.len(), on)
 }
 
 fn encoder_bitrate(p: &gst::Pipeline) -> u32 {

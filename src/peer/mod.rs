@@ -70,6 +70,28 @@ impl Shared {
     }
 }
 
+/// Switches libnice's UPnP off (it is on by default where libnice is built with it, as in
+/// Debian). Browsers never map ports with UPnP, and every agent would multicast SSDP searches
+/// (239.255.255.250:1900) out of every interface and receive every other agent's searches:
+/// with 32 agents on one machine (a room of 16 being recorded) that was ~5,000 datagrams a
+/// second, all but a few dropped by the kernel, and traffic to addresses the user never gave.
+fn disable_upnp(webrtc: &gst::Element) {
+    let Some(ice) = webrtc
+        .find_property("ice-agent")
+        .map(|_| webrtc.property::<glib::Object>("ice-agent"))
+    else {
+        return;
+    };
+    if ice.find_property("agent").is_none() {
+        return;
+    }
+    if let Some(agent) = ice.property::<Option<glib::Object>>("agent")
+        && agent.find_property("upnp").is_some()
+    {
+        agent.set_property("upnp", false);
+    }
+}
+
 /// Runs `f` with GStreamer's own `webrtcbin` and `webrtcnice` debug categories at WARNING at
 /// most: in 1.22 both print the TURN URI they are given, credentials and all, at DEBUG
 /// (`Adding turn server: turn://user:pass@…`), so `GST_DEBUG=*:5` would show them. Only the
@@ -156,6 +178,7 @@ impl Peer {
         if let Some(ms) = opts.latency_ms {
             webrtc.set_property("latency", ms);
         }
+        disable_upnp(&webrtc);
         if let Some(addr) = &opts.ice.local_address {
             let agent = webrtc.property::<gst_webrtc::WebRTCICE>("ice-agent");
             use gst_webrtc::prelude::WebRTCICEExt;
