@@ -8,11 +8,13 @@
 //! `cargo build --release --lib && cargo run --release --example record_bench [-- 1 8]`
 //!
 //! `--scale` (issue 13's scale table, e.g. `-- --scale 1 8 16 32`): cheap publishers, so that
-//! the recorder is what is measured: one H.264 (640x360, 500 kbit/s) and one Opus encoding per
-//! publisher process, shared by up to 8 `vdoninjasink`s through a tee; 30 s recorded; then the
-//! longest hole (timestamp step) of any track of any file is read back.
+//! the recorder is what is measured: H.264 (640x360, ~500 kbit/s) and Opus encoded once into a
+//! clip, which each publisher process plays at its rate into up to 8 `vdoninjasink`s through a
+//! tee; 30 s recorded; then the longest hole (timestamp step) of any track of any file is read
+//! back.
 
 use clap::Parser;
+use gst::prelude::*;
 use std::process::{Child, Command};
 use std::time::Duration;
 
@@ -138,17 +140,58 @@ fn longest_hole(path: &std::path::Path) -> Option<(gst::ClockTime, f64)> {
     (span > 0.0).then_some((w, span))
 }
 
-/// One publisher process: a shared H.264 + Opus encoding, one `vdoninjasink` per stream ID.
-fn cheap_publisher(ids: &[String], room: &str, props: &str) -> String {
-    let mut d = String::from(
-        "videotestsrc is-live=true pattern=ball ! video/x-raw,width=640,height=360,framerate=30/1 ! \
-         x264enc tune=zerolatency speed-preset=ultrafast bitrate=500 key-int-max=60 ! h264parse ! tee name=v \
-         audiotestsrc is-live=true ! audio/x-raw,rate=48000,channels=2 ! opusenc ! tee name=a",
+/// Seconds of media in the pre-encoded clip: the join time and the 30 s recorded, with margin.
+const CLIP_SECONDS: u32 = 60;
+
+/// The cheap publishers' media, encoded once: 640x360@30 H.264 (constrained baseline, as a
+/// browser sends, ~500 kbit/s, a key frame a second) and Opus, in Matroska.
+fn clip(dir: &std::path::Path) -> std::path::PathBuf {
+    let path = dir.join("record-bench-clip-640x360.mkv");
+    if path.exists() {
+        return path;
+    }
+    let partial = path.with_extension("partial");
+    let pipeline = gst::parse::launch(&format!(
+        "videotestsrc pattern=snow num-buffers={} ! video/x-raw,format=I420,width=640,height=360,framerate=30/1 ! \
+         x264enc speed-preset=ultrafast tune=zerolatency bitrate=500 key-int-max=30 ! \
+         video/x-h264,profile=constrained-baseline ! h264parse ! matroskamux name=m ! filesink location={} \
+         audiotestsrc num-buffers={} samplesperbuffer=960 ! audio/x-raw,rate=48000,channels=2 ! opusenc ! m.",
+        CLIP_SECONDS * 30,
+        partial.display(),
+        CLIP_SECONDS * 50
+    ))
+    .expect("the clip's pipeline");
+    pipeline.set_state(gst::State::Playing).expect("encodes");
+    let bus = pipeline.bus().expect("bus");
+    let msg = bus.timed_pop_filtered(
+        gst::ClockTime::from_seconds(120),
+        &[gst::MessageType::Eos, gst::MessageType::Error],
+    );
+    let _ = pipeline.set_state(gst::State::Null);
+    assert!(
+        matches!(
+            msg.as_ref().map(|m| m.view()),
+            Some(gst::MessageView::Eos(_))
+        ),
+        "the clip was not encoded: {msg:?}"
+    );
+    std::fs::rename(&partial, &path).expect("clip in place");
+    path
+}
+
+/// One publisher process: the clip played at its rate (not encoded again), one `vdoninjasink`
+/// per stream ID.
+fn cheap_publisher(clip: &std::path::Path, ids: &[String], room: &str, props: &str) -> String {
+    let mut d = format!(
+        "filesrc location={} ! matroskademux name=d \
+         d.video_0 ! queue max-size-time=3000000000 ! h264parse ! clocksync ! tee name=v \
+         d.audio_0 ! queue max-size-time=3000000000 ! clocksync ! tee name=a",
+        clip.display()
     );
     for id in ids {
         d += &format!(
             " vdoninjasink name={id} stream-id={id} room={room} {props} \
-             v. ! queue ! {id}. a. ! queue ! {id}."
+             v. ! queue ! {id}.video_%u a. ! queue ! {id}.audio_%u"
         );
     }
     d
@@ -184,11 +227,13 @@ fn main() {
         let room = format!("bench{n}");
         let mut procs = Procs(Vec::new());
         if scale {
+            let clip = clip(&plugin_dir);
             let ids: Vec<String> = (0..n).map(|i| format!("p{i}")).collect();
             for chunk in ids.chunks(8) {
-                procs
-                    .0
-                    .push(launch(&cheap_publisher(chunk, &room, &props), &plugin_dir));
+                procs.0.push(launch(
+                    &cheap_publisher(&clip, chunk, &room, &props),
+                    &plugin_dir,
+                ));
             }
         }
         for i in (0..n).filter(|_| !scale) {

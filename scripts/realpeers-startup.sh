@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: MPL-2.0
+# Issue 13, item 3, with a third-party publisher: `vdoninjasrc stream-id=…` PLAYING → first
+# buffer while Raspberry Ninja's `publish.py` (from ../shared/realpeers, run here as a test peer,
+# never part of this project) is already publishing, once with H.264 (`--h264`) and once with
+# VP8 (`--vp8`), on the self-hosted server, inside the harness's network namespace.
+#
+#   cargo build --release --lib --examples && scripts/realpeers-startup.sh [RUNS=5]
+#
+# Needs root and ../shared/realpeers; prints src_bench's lines for each codec.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+runs="${1:-5}"
+
+R="${VDONINJA_REALPEERS:-$PWD/../shared/realpeers}"
+[ -x "$R/setup.sh" ] || { echo "realpeers-startup: no ../shared/realpeers next to this checkout"; exit 0; }
+R="$(cd "$R" && pwd)"
+"$R/setup.sh" >/dev/null
+PEERS_DIR="${PEERS_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/vdoninja-realpeers}"
+bench="$PWD/target/release/examples/src_bench"
+[ -x "$bench" ] || { echo "build first: cargo build --release --lib --examples" >&2; exit 1; }
+
+port=8494
+pw=benchpw
+"$R/server.sh" start "$port" >/dev/null
+pub=
+cleanup() {
+  [ -z "$pub" ] || kill -INT -- "-$pub" 2>/dev/null || true
+  wait 2>/dev/null || true
+  "$R/server.sh" stop "$port" >/dev/null 2>&1 || true
+}
+trap cleanup EXIT
+for codec in h264 vp8; do
+  id="bench${codec}"
+  PORT=$port DURATION=300 LOG=/dev/null setsid "$R/rpi-publish.sh" "$id" --password "$pw" "--$codec" \
+    >/dev/null 2>&1 &
+  pub=$! # its own process group (setsid): publish.py is stopped with it
+  # publish.py takes a few seconds to start (Python, GStreamer) and join.
+  sleep 8
+  echo "== publish.py --$codec (640x360@30, 1 Mbit/s) already live"
+  GST_PLUGIN_PATH="$PWD/target/release" "$R/netns.sh" exec timeout 300 "$bench" \
+    --runs "$runs" --server "wss://127.0.0.1:$port" --stream-id "$id" \
+    --props "password=$pw tls-ca-file=$PEERS_DIR/webserver/ca.pem" 2>&1 | grep -v '^ '
+  kill -INT -- "-$pub" 2>/dev/null || true
+  wait "$pub" 2>/dev/null || true
+  pub=
+done
