@@ -24,24 +24,27 @@ port=8494
 pw=benchpw
 "$R/server.sh" start "$port" >/dev/null
 pub=
+# publish.py runs under the harness's `timeout`, in a process group of its own: it is stopped
+# by name (SIGINT: it ends cleanly).
+stop_pub() { pkill -INT -f "publish.py .*--streamid $1( |$)" 2>/dev/null || true; }
 cleanup() {
-  [ -z "$pub" ] || kill -INT -- "-$pub" 2>/dev/null || true
+  [ -z "$pub" ] || stop_pub "$pub"
   wait 2>/dev/null || true
   "$R/server.sh" stop "$port" >/dev/null 2>&1 || true
 }
 trap cleanup EXIT
 for codec in h264 vp8; do
-  id="bench${codec}"
-  PORT=$port DURATION=300 LOG=/dev/null setsid "$R/rpi-publish.sh" "$id" --password "$pw" "--$codec" \
+  pub="bench${codec}"
+  PORT=$port DURATION=300 LOG=/dev/null "$R/rpi-publish.sh" "$pub" --password "$pw" "--$codec" \
     >/dev/null 2>&1 &
-  pub=$! # its own process group (setsid): publish.py is stopped with it
   # publish.py takes a few seconds to start (Python, GStreamer) and join.
   sleep 8
   echo "== publish.py --$codec (640x360@30, 1 Mbit/s) already live"
   GST_PLUGIN_PATH="$PWD/target/release" "$R/netns.sh" exec timeout 300 "$bench" \
-    --runs "$runs" --server "wss://127.0.0.1:$port" --stream-id "$id" \
-    --props "password=$pw tls-ca-file=$PEERS_DIR/webserver/ca.pem" 2>&1 | grep -v '^ '
-  kill -INT -- "-$pub" 2>/dev/null || true
-  wait "$pub" 2>/dev/null || true
+    --runs "$runs" --server "wss://127.0.0.1:$port" --stream-id "$pub" \
+    --props "password=$pw tls-ca-file=$PEERS_DIR/webserver/ca.pem auto-turn=false stun-server=\"\"" \
+    2>&1 | grep -v '^ '
+  stop_pub "$pub"
+  wait 2>/dev/null || true
   pub=
 done

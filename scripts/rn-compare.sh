@@ -45,7 +45,8 @@ rss_kb() { awk '/^VmRSS/ { print $2 }' "/proc/$1/status" 2>/dev/null; }
 sample() {
   local -A first last
   local -a peak=(0 0)
-  local i k p t m root
+  local i k p t m r root t0
+  t0=$(date +%s%N)
   for ((i = 0; i <= $3; i++)); do
     k=0
     for root in "$1" "$2"; do
@@ -56,19 +57,21 @@ sample() {
           if ((i == 0)); then first[$k.$p]=$t; else first[$k.$p]=0; fi
         fi
         last[$k.$p]=$t
-        m=$((m + $(rss_kb "$p" || echo 0)))
+        r=$(rss_kb "$p" || true)
+        m=$((m + ${r:-0}))
       done
       ((m > peak[k])) && peak[k]=$m
       k=$((k + 1))
     done
     ((i == $3)) || sleep 1
   done
-  local -a cpu=(0 0)
+  local -a cpu=(0 0) total=(0 0)
   for key in "${!last[@]}"; do
     k=${key%%.*}
     cpu[k]=$((cpu[k] + last[$key] - first[$key]))
+    total[k]=$((total[k] + last[$key]))
   done
-  echo "${cpu[0]} ${cpu[1]} ${peak[0]} ${peak[1]}"
+  echo "${cpu[0]} ${cpu[1]} ${peak[0]} ${peak[1]} ${total[0]} ${total[1]} $(($(date +%s%N) - t0))"
 }
 
 "$R/server.sh" start "$port" >/dev/null
@@ -77,7 +80,7 @@ results=()
 for ((run = 1; run <= runs; run++)); do
   out=$(mktemp -d)
   mkdir -p "$out/ours" "$out/rn"
-  duration=$((settle + window + 15))
+  duration=$((settle + 2 * window + 15))
   # Raspberry Ninja first: with no room listing it learns the guests from their joinroom.
   PORT=$port DURATION=$duration LOG="$out/rn.log" \
     "$R/rpi-record-room.sh" "$room" "$out/rn" --password "$pw" >/dev/null 2>&1 &
@@ -88,21 +91,28 @@ for ((run = 1; run <= runs; run++)); do
     record-location="$out/ours/%s-%t.mkv" >"$out/ours.log" 2>&1 &
   ours=$!
   sleep 3
+  guests=()
   for g in guestA guestB; do
     PORT=$port "$R/browser-publish.sh" "push=$g&room=$room&password=$pw" "$duration" \
       >"$out/$g.log" 2>&1 &
+    guests+=($!)
   done
   sleep "$settle"
-  read -r c_ours c_rn m_ours m_rn < <(sample "$ours" "$rn" "$window")
-  # Whole-run CPU: what the trees had used by the window's end (their start-up included).
-  whole() { local s=0 p t; for p in $(tree "$1"); do t=$(ticks "$p"); s=$((s + ${t:-0})); done; echo "$s"; }
-  w_ours=$(whole "$ours"); w_rn=$(whole "$rn")
+  # w_*: what the trees had used by the window's end, their start-up included; ns: the
+  # window's real length (reading /proc takes time too).
+  read -r c_ours c_rn m_ours m_rn w_ours w_rn ns < <(sample "$ours" "$rn" "$window")
+  # Both recorders run under `timeout`, which passes a SIGINT on: they end cleanly (EOS, files
+  # finalized); then the guests (browser-publish.sh is node itself, which ends on SIGTERM).
+  for p in $(tree "$ours") $(tree "$rn"); do
+    [ "$(cat "/proc/$p/comm" 2>/dev/null)" != timeout ] || kill -INT "$p" 2>/dev/null || true
+  done
   wait "$ours" "$rn" 2>/dev/null || true
+  kill -TERM "${guests[@]}" 2>/dev/null || true
   wait 2>/dev/null || true
   n_ours=$(find "$out/ours" -name '*.mkv' -size +10k | wc -l)
   n_rn=$(find "$out/rn" -name '*.webm' -size +10k | wc -l)
   line=$(awk -v co="$c_ours" -v cr="$c_rn" -v mo="$m_ours" -v mr="$m_rn" -v wo="$w_ours" \
-    -v wr="$w_rn" -v hz="$hz" -v w="$window" 'BEGIN {
+    -v wr="$w_rn" -v hz="$hz" -v w="$(awk -v ns="$ns" 'BEGIN { print ns / 1e9 }')" 'BEGIN {
       printf "ours %.1f %% of one core (%.2f CPU-s), %d MB; Raspberry Ninja %.1f %% (%.2f CPU-s), %d MB; CPU ratio %.2f, memory ratio %.2f; whole run %.2f vs %.2f CPU-s (%.2f)",
         co / hz / w * 100, co / hz, mo / 1024, cr / hz / w * 100, cr / hz, mr / 1024,
         (cr > 0 ? co / cr : 0), (mr > 0 ? mo / mr : 0), wo / hz, wr / hz, (wr > 0 ? wo / wr : 0) }')
