@@ -195,7 +195,7 @@ fn join(runs: usize) {
                 .lock()
                 .expect("lock")
                 .iter()
-                .find(|(l, _)| l.contains(&id))
+                .find(|(l, _)| l.ends_with(&format!("/{id}.mkv")))
                 .map(|(_, t)| *t)
         };
         assert!(
