@@ -16,19 +16,20 @@ start=$(date +%s)
 cargo build --release --locked --lib --examples --bin vdoninja-server
 built=$(date +%s)
 echo "release build: $((built - start)) s"
-echo "== recording: 1, 8, 16 and 32 participants (pre-encoded publishers), 30 s each"
+section() { echo "== [at $(($(date +%s) - built)) s] $*"; }
+section "recording: 1, 8, 16 and 32 participants (pre-encoded publishers), 30 s each"
 target/release/examples/record_bench --scale 1 8 16 32
-echo "== vdoninjasink: first frame, CPU with 1, 3, 10 and 30 viewers"
+section "vdoninjasink: first frame, CPU with 1, 3, 10 and 30 viewers"
 target/release/examples/sink_bench --ten --thirty
-echo "== vdoninjasrc: PLAYING to first buffer; a guest joining a recorded room"
+section "vdoninjasrc: PLAYING to first buffer; a guest joining a recorded room"
 target/release/examples/src_bench
 target/release/examples/src_bench --join
-echo "== vdoninjasrc: PLAYING to first buffer with publish.py publishing (real peers)"
+section "vdoninjasrc: PLAYING to first buffer with publish.py publishing (real peers)"
 scripts/realpeers-startup.sh 5
-echo "== recording cost: ours and Raspberry Ninja's --record-room on the same room (real peers)"
-scripts/rn-compare.sh 3
-echo "== vdoninjasrc mix=true: 4 guests into 1280x720@30"
+section "recording cost: ours and Raspberry Ninja's --record-room on the same room (real peers)"
+SETTLE=15 scripts/rn-compare.sh 2
+section "vdoninjasrc mix=true: 4 guests into 1280x720@30"
 target/release/examples/mix_bench --guests 4
-echo "== vdoninja-server under load"
+section "vdoninja-server under load"
 scripts/server-bench.sh 10
 echo "benchmarks finished in $(( $(date +%s) - built )) s after a $((built - start)) s build"
