@@ -12,11 +12,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 runs="${1:-5}"
 
-R="${VDONINJA_REALPEERS:-$PWD/../shared/realpeers}"
-[ -x "$R/setup.sh" ] || { echo "realpeers-startup: no ../shared/realpeers next to this checkout"; exit 0; }
-R="$(cd "$R" && pwd)"
-"$R/setup.sh" >/dev/null
-PEERS_DIR="${PEERS_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/vdoninja-realpeers}"
+source scripts/lib/realpeers-bench.sh  # (cwd is the checkout)
 bench="$PWD/target/release/examples/src_bench"
 [ -x "$bench" ] || { echo "build first: cargo build --release --lib --examples" >&2; exit 1; }
 

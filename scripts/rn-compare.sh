@@ -17,11 +17,7 @@ runs="${1:-3}"
 settle="${SETTLE:-20}"
 window="${WINDOW:-30}"
 
-R="${VDONINJA_REALPEERS:-$PWD/../shared/realpeers}"
-[ -x "$R/setup.sh" ] || { echo "rn-compare: no ../shared/realpeers next to this checkout"; exit 0; }
-R="$(cd "$R" && pwd)"
-"$R/setup.sh" >/dev/null
-PEERS_DIR="${PEERS_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/vdoninja-realpeers}"
+source scripts/lib/realpeers-bench.sh  # (cwd is the checkout)
 plugin="$PWD/target/release"
 [ -f "$plugin/libgstvdoninja.so" ] || { echo "build first: cargo build --release --lib" >&2; exit 1; }
 
