@@ -62,6 +62,9 @@ fn child_room() {
         stop.exists()
     });
     assert!(told, "the test tells the room to stop");
+    for line in rec.rtp_stats() {
+        println!("STATS {line}");
+    }
     let rec = rec.end();
     for p in &pubs {
         let _ = p.set_state(gst::State::Null);
@@ -133,10 +136,22 @@ fn counters(ns: &Netns, table: &str) -> Vec<u64> {
 struct RoomRun {
     result: String,
     files: Vec<PathBuf>,
+    /// The recorder's jitter-buffer statistics at the end (`Recorder::rtp_stats`), one line each.
+    stats: Vec<String>,
     _dir: tempfile::TempDir,
 }
 
 impl RoomRun {
+    /// The sum of a statistic (`name=value`) over every jitter buffer.
+    fn stat_sum(&self, name: &str) -> u64 {
+        let key = format!("{name}=");
+        self.stats
+            .iter()
+            .flat_map(|l| l.split(' '))
+            .filter_map(|w| w.strip_prefix(key.as_str())?.parse::<u64>().ok())
+            .sum()
+    }
+
     /// Neither guest was given up and recorded again: two recordings, two files, no error.
     fn assert_one_file_per_guest(&self) {
         assert!(
@@ -194,6 +209,14 @@ fn room_with_fault(what: &str, fault: impl FnOnce(&Netns)) -> RoomRun {
     let result = wait_line("RESULT", Duration::from_secs(60));
     let status = child.wait().expect("the room ends");
     let result = result.unwrap_or_else(|| panic!("the room reports: {}", log.join("\n")));
+    let stats: Vec<String> = log
+        .iter()
+        .filter(|l| l.starts_with("STATS"))
+        .cloned()
+        .collect();
+    for line in &stats {
+        eprintln!("{line}");
+    }
     assert!(status.success(), "the room: {}", log.join("\n"));
     let files = std::fs::read_dir(dir.path())
         .expect("dir")
@@ -203,6 +226,7 @@ fn room_with_fault(what: &str, fault: impl FnOnce(&Netns)) -> RoomRun {
     RoomRun {
         result,
         files,
+        stats,
         _dir: dir,
     }
 }
@@ -264,14 +288,28 @@ fn five_percent_udp_loss_for_20_s_leaves_recordings_without_holes() {
     );
     // One file per guest: neither was given up and recorded again.
     run.assert_one_file_per_guest();
+    // Lost packets are asked for again (RTCP NACK) and most come back (RTX): what stays lost
+    // is well under the 5 % dropped (without retransmission: 5 %; with it, ~1.5 %).
+    let (pushed, lost, back) = (
+        run.stat_sum("num-pushed"),
+        run.stat_sum("num-lost"),
+        run.stat_sum("rtx-success-count"),
+    );
+    eprintln!("received {pushed} packets, {lost} lost for good, {back} retransmitted");
+    assert!(
+        back > 0 && (lost as f64) < 0.03 * (pushed + lost) as f64,
+        "retransmission works: {pushed} received, {lost} lost, {back} retransmitted"
+    );
     for f in &run.files {
         let r = inspect_file(f, "matroskademux");
         let duration = r.duration.unwrap_or_default();
         eprintln!(
-            "{}: {duration}, longest hole video {} audio {}",
+            "{}: {duration}, longest hole video {} audio {}; holes by stream {:?} at {:?}",
             f.display(),
             r.max_gap("video/"),
-            r.max_gap("audio/")
+            r.max_gap("audio/"),
+            r.max_gaps,
+            r.max_gap_at
         );
         assert!(r.all_decoded(), "{f:?} decodes to the end: {r:?}");
         assert_eq!((r.count("video/"), r.count("audio/")), (1, 1), "{r:?}");
@@ -324,17 +362,23 @@ fn a_3_s_break_in_the_path_heals_in_the_same_files() {
         );
         assert!(r.all_decoded(), "{f:?}: {r:?}");
         assert_eq!((r.count("video/"), r.count("audio/")), (1, 1), "{r:?}");
-        // The hole is the break (media stopped, so the test did break it) and media came back
-        // at once, into this file.
-        for gap in [video, audio] {
-            assert!(
-                gap >= gst::ClockTime::from_mseconds(2500)
-                    && gap <= gst::ClockTime::from_mseconds(3600),
-                "{f:?}: a hole of {gap} for a 3 s break"
-            );
-        }
+        // Audio's hole is the break (media stopped, so the test did break it: audio is sent
+        // without retransmission) and media came back at once, into this file. Video's is at
+        // most the break: after the heal the recorder asks for the packets it missed, and
+        // what the publisher still has comes back (holes of 0.5–3.1 s in runs).
         assert!(
-            r.duration.unwrap_or_default() >= gst::ClockTime::from_seconds(9),
+            audio >= gst::ClockTime::from_mseconds(2500)
+                && audio <= gst::ClockTime::from_mseconds(3600),
+            "{f:?}: an audio hole of {audio} for a 3 s break"
+        );
+        assert!(
+            video <= gst::ClockTime::from_mseconds(3600),
+            "{f:?}: a video hole of {video} for a 3 s break"
+        );
+        // The 6 s after the heal are in the file (the file ends about 6 s after the hole; its
+        // start is whenever the first key frame came before the break, 0.0–0.2 s in runs).
+        assert!(
+            r.duration.unwrap_or_default() >= audio + gst::ClockTime::from_seconds(5),
             "{f:?} records after the heal: {:?}",
             r.duration
         );

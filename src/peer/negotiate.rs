@@ -185,6 +185,9 @@ fn remote(shared: &Arc<Shared>, desc: SessionDescription) {
             *o = Some(msg.clone());
         }
     }
+    if let Ok(mut r) = shared.remote.lock() {
+        *r = Some(msg.clone());
+    }
     let gst_kind = if is_offer {
         WebRTCSDPType::Offer
     } else {

@@ -225,6 +225,15 @@ pub fn codecs_of(msg: &SDPMessageRef, kind: &str) -> Vec<String> {
     out
 }
 
+/// The media (`audio`, `video`) of the section whose formats hold payload type `pt` (with
+/// BUNDLE every payload type names one section).
+pub fn media_of_payload_type(msg: &SDPMessageRef, pt: u8) -> Option<String> {
+    let pt = pt.to_string();
+    msg.medias()
+        .find(|m| m.formats().any(|f| f == pt))
+        .and_then(|m| m.media().map(str::to_string))
+}
+
 /// Whether an audio/video section sends (is not `recvonly`/`inactive`). The port says
 /// nothing: with BUNDLE, every section but the first may have port 0 (`a=bundle-only`).
 fn sends(media: &SDPMediaRef) -> bool {
@@ -318,6 +327,16 @@ mod tests {
         prefer_video_codec(&mut m, "h264");
         let formats: Vec<&str> = m.media(0).unwrap().formats().collect();
         assert_eq!(formats, ["102", "100", "96", "103"]);
+    }
+
+    #[test]
+    fn payload_types_name_their_media() {
+        let m = sdp(WEBAPP_OFFER);
+        // VP8, its RTX, Opus; a payload type the offer does not list is unknown.
+        assert_eq!(media_of_payload_type(&m, 96).as_deref(), Some("video"));
+        assert_eq!(media_of_payload_type(&m, 97).as_deref(), Some("video"));
+        assert_eq!(media_of_payload_type(&m, 111).as_deref(), Some("audio"));
+        assert_eq!(media_of_payload_type(&m, 127), None);
     }
 
     #[test]

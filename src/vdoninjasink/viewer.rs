@@ -85,8 +85,9 @@ impl Viewer {
         trans.set_property("direction", WebRTCRTPTransceiverDirection::Sendonly);
         // The offer may be made before any caps reach webrtcbin: say what we will send.
         trans.set_codec_preferences(Some(&rtp_caps(codec)));
-        if codec.is_video() && trans.find_property("do-nack").is_some() {
-            trans.set_property("do-nack", true);
+        if trans.find_property("do-nack").is_some() {
+            // Retransmission for video (as browsers); the peer turned it on for all.
+            trans.set_property("do-nack", codec.is_video());
         }
         let pay_src = pay.static_pad("src").ok_or("payloader without src pad")?;
         pay_src

@@ -607,6 +607,8 @@ pub struct FileReport {
     /// The longest step between the timestamps of two consecutive decoded buffers of each
     /// stream (a hole in the recording), in the order of `streams`.
     pub max_gaps: Vec<gst::ClockTime>,
+    /// Where each of those holes begins (the timestamp before it).
+    pub max_gap_at: Vec<gst::ClockTime>,
 }
 
 impl FileReport {
@@ -651,8 +653,9 @@ impl FileReport {
     }
 }
 
-/// The last decoded timestamp of a stream and the longest step between two so far.
-type Gap = Arc<Mutex<(Option<gst::ClockTime>, gst::ClockTime)>>;
+/// The last decoded timestamp of a stream, the longest step between two so far and where it
+/// began.
+type Gap = Arc<Mutex<(Option<gst::ClockTime>, gst::ClockTime, gst::ClockTime)>>;
 
 /// (caps name, demuxer pad name, decoded buffers, holes) of one demuxed stream.
 type StreamCount = (String, String, Arc<AtomicU64>, Gap);
@@ -707,8 +710,11 @@ pub fn inspect_file(path: &std::path::Path, demuxer: &str) -> FileReport {
                 counter.fetch_add(1, Ordering::SeqCst);
                 if let Some(pts) = info.buffer().and_then(|b| b.pts()) {
                     let mut g = gap.lock().expect("lock");
-                    if let Some(last) = g.0 {
-                        g.1 = g.1.max(pts.saturating_sub(last));
+                    if let Some(last) = g.0
+                        && pts.saturating_sub(last) > g.1
+                    {
+                        g.1 = pts.saturating_sub(last);
+                        g.2 = last;
                     }
                     g.0 = Some(pts);
                 }
@@ -780,6 +786,10 @@ pub fn inspect_file(path: &std::path::Path, demuxer: &str) -> FileReport {
     report.max_gaps = streams
         .iter()
         .map(|(_, _, _, g)| g.lock().expect("lock").1)
+        .collect();
+    report.max_gap_at = streams
+        .iter()
+        .map(|(_, _, _, g)| g.lock().expect("lock").2)
         .collect();
     report.sizes = sizes.lock().expect("lock").clone();
     report

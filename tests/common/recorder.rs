@@ -85,6 +85,68 @@ impl Recorder {
         );
     }
 
+    /// The receive statistics of every jitter buffer and RTP session in the pipeline, one line
+    /// each (for a failing test to print: losses, retransmissions, key-frame requests).
+    pub fn rtp_stats(&self) -> Vec<String> {
+        let mut lines = Vec::new();
+        let mut it = self.pipeline.iterate_recurse();
+        while let Ok(Some(e)) = it.next() {
+            let factory = e
+                .factory()
+                .map(|f| f.name().to_string())
+                .unwrap_or_default();
+            if factory == "webrtcbin" {
+                let nacks: Vec<String> = (0..)
+                    .map_while(|i: i32| {
+                        e.emit_by_name::<Option<gst::glib::Object>>("get-transceiver", &[&i])
+                    })
+                    .map(|t| {
+                        format!(
+                            "{}:{}",
+                            t.property::<u32>("mlineindex"),
+                            t.property::<bool>("do-nack")
+                        )
+                    })
+                    .collect();
+                lines.push(format!(
+                    "{} transceivers(mline:do-nack) {}",
+                    e.path_string(),
+                    nacks.join(" ")
+                ));
+                continue;
+            }
+            let wanted: &[&str] = match factory.as_str() {
+                "rtpjitterbuffer" => &[
+                    "num-pushed",
+                    "num-lost",
+                    "num-late",
+                    "num-duplicates",
+                    "rtx-count",
+                    "rtx-success-count",
+                    "rtx-rtt",
+                ],
+                _ => continue,
+            };
+            let Some(s) = e
+                .find_property("stats")
+                .map(|_| e.property::<gst::Structure>("stats"))
+            else {
+                continue;
+            };
+            let fields: Vec<String> = wanted
+                .iter()
+                .filter_map(|f| s.get::<u64>(*f).ok().map(|v| format!("{f}={v}")))
+                .collect();
+            lines.push(format!(
+                "{} do-retransmission={} {}",
+                e.path_string(),
+                e.property::<bool>("do-retransmission"),
+                fields.join(" ")
+            ));
+        }
+        lines
+    }
+
     /// Sends EOS like `gst-launch-1.0 -e` on Ctrl-C and waits for the pipeline's EOS.
     pub fn end(mut self) -> Self {
         self.pipeline.send_event(gst::event::Eos::new());
