@@ -167,9 +167,8 @@ fn retransmit_video(rtpbin: &gst::Element, shared: &Arc<Shared>) {
     let s = Arc::downgrade(shared);
     rtpbin.connect("new-jitterbuffer", false, move |args| {
         let jb = args.get(1).and_then(|v| v.get::<gst::Element>().ok())?;
-        if jb.find_property("rtx-max-retries").is_none() {
-            return None;
-        }
+        // (A jitter buffer without these is not GStreamer's: leave it alone.)
+        jb.find_property("rtx-max-retries")?;
         jb.set_property("do-retransmission", true);
         jb.set_property("rtx-max-retries", RTX_RETRIES);
         let s = s.clone();
