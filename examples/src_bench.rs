@@ -124,20 +124,11 @@ fn join(runs: usize) {
     let server = Server::start(ServerMode::Fanout);
     let dir = tempfile::tempdir().expect("tempdir");
     let recorder = gst::Pipeline::new();
-    let src = gst::parse::bin_from_description(
-        &format!(
-            "vdoninjasrc name=src room=bench record-location={}/%s.mkv {}",
-            dir.path().display(),
-            server.props()
-        ),
-        false,
-    )
-    .ok()
-    .and_then(|b| b.by_name("src"))
-    .expect("vdoninjasrc parses");
-    if let Some(parent) = src.parent().and_then(|p| p.downcast::<gst::Bin>().ok()) {
-        parent.remove(&src).expect("unparent");
-    }
+    let src = media::element(&format!(
+        "vdoninjasrc room=bench record-location={}/%s.mkv {}",
+        dir.path().display(),
+        server.props()
+    ));
     recorder.add(&src).expect("add");
     let first: Arc<Mutex<Vec<(String, Instant)>>> = Arc::default();
     let bus = recorder.bus().expect("bus");

@@ -3,8 +3,8 @@
 //! Keeps the room stream going when a participant's media stops without it leaving (a muted
 //! camera, a frozen tab): mpegtsmux 1.22 waits for data on every track it has, so a silent
 //! track would stop the whole room. A watchdog (every 200 ms) takes a track that delivered
-//! nothing for [`ts::STALL_LIMIT`] out of the stream, and puts it back, as a new track of the
-//! same participant, at its next buffer.
+//! nothing for [`ts::STALL_LIMIT`] out of the stream, and puts it back, under the same PID, at
+//! its next buffer.
 
 use std::time::Duration;
 
@@ -43,7 +43,7 @@ impl VdoNinjaSrc {
 
     /// Media thread: ends every stalled TS track and waits for its media to come back.
     fn take_out_stalled_tracks(&self) {
-        let stalled: Vec<(PeerId, String, gst::Pad, Codec, ts::TsTrack)> = {
+        let stalled: Vec<(PeerId, String, gst::Pad, Codec, u16, ts::TsTrack)> = {
             let mut guard = self.state();
             let st = &mut *guard;
             if st.eos || st.tsmux.is_none() {
@@ -56,13 +56,13 @@ impl VdoNinjaSrc {
                     .partition(|t| t.stalled());
                 r.ts_tracks = kept;
                 for t in gone {
-                    let (source, codec) = t.source();
-                    out.push((*peer, r.stream_id.clone(), source, codec, t));
+                    let (source, codec, pid) = t.source();
+                    out.push((*peer, r.stream_id.clone(), source, codec, pid, t));
                 }
             }
             out
         };
-        for (peer, stream_id, source, codec, track) in stalled {
+        for (peer, stream_id, source, codec, pid, track) in stalled {
             // Released from the muxer, not ended: an ended track would stay in the program
             // map with no data (players take that, but decodebin fails on such a stream).
             track.withdraw(self.obj().upcast_ref());
@@ -80,7 +80,7 @@ impl VdoNinjaSrc {
             ts::on_next_buffer(&source, move || {
                 runner.run(move || {
                     if let Some(obj) = weak.upgrade() {
-                        obj.imp().put_back(peer, &pad, codec);
+                        obj.imp().put_back(peer, &pad, codec, pid);
                     }
                 });
             });
@@ -88,7 +88,7 @@ impl VdoNinjaSrc {
     }
 
     /// Media thread: a stalled track's media resumed: it joins the room stream again.
-    fn put_back(&self, peer: PeerId, source: &gst::Pad, codec: Codec) {
+    fn put_back(&self, peer: PeerId, source: &gst::Pad, codec: Codec, pid: u16) {
         let (mux, tx) = {
             let st = self.state();
             if st.eos || !st.remotes.contains_key(&peer) {
@@ -103,7 +103,7 @@ impl VdoNinjaSrc {
             }
         };
         let obj = self.obj();
-        match mux.add_track(obj.upcast_ref(), peer, codec, source, ask) {
+        match mux.add_track(obj.upcast_ref(), peer, codec, source, Some(pid), ask) {
             Ok((t, _)) => {
                 let mut st = self.state();
                 match st.remotes.get_mut(&peer) {

@@ -449,13 +449,7 @@ impl SrcHarness {
     pub fn start(props: &str) -> Self {
         init();
         let pipeline = gst::Pipeline::new();
-        let src = gst::parse::bin_from_description(&format!("vdoninjasrc name=src {props}"), false)
-            .ok()
-            .and_then(|b| b.by_name("src"))
-            .expect("vdoninjasrc parses");
-        if let Some(parent) = src.parent().and_then(|p| p.downcast::<gst::Bin>().ok()) {
-            parent.remove(&src).expect("unparent");
-        }
+        let src = element(&format!("vdoninjasrc name=src {props}"));
         pipeline.add(&src).expect("add src");
         let frames: Arc<Mutex<HashMap<String, u64>>> = Arc::default();
         let first: Arc<Mutex<HashMap<String, Instant>>> = Arc::default();
@@ -793,6 +787,12 @@ pub fn inspect_file(path: &std::path::Path, demuxer: &str) -> FileReport {
         .collect();
     report.sizes = sizes.lock().expect("lock").clone();
     report
+}
+
+/// One element, made from its `gst-launch-1.0` description (properties given as strings).
+pub fn element(desc: &str) -> gst::Element {
+    init();
+    gst::parse::launch(desc).unwrap_or_else(|e| panic!("{desc}: {e}"))
 }
 
 /// `gst::parse::launch`, always as a pipeline (a single element gets one around it).

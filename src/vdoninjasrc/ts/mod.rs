@@ -129,13 +129,15 @@ impl RoomMux {
     }
 
     /// Adds a track (from a peer-bin pad) to the mux. Returns whether it had to be transcoded.
-    /// `ask_keyframe` asks the publisher for a key frame by the protocol.
+    /// `ask_keyframe` asks the publisher for a key frame by the protocol. `pid` is the PID of
+    /// the track this one continues (a stalled track that resumed), `None` for a new one.
     pub fn add_track(
         &self,
         parent: &gst::Bin,
         peer: PeerId,
         codec: Codec,
         source: &gst::Pad,
+        pid: Option<u16>,
         ask_keyframe: impl Fn() + Send + Sync + 'static,
     ) -> Result<(TsTrack, bool), String> {
         static N: AtomicU32 = AtomicU32::new(0);
@@ -197,7 +199,9 @@ impl RoomMux {
             .build();
         bin.add_pad(&src).map_err(|e| e.to_string())?;
         parent.add(&bin).map_err(|e| e.to_string())?;
-        let pid = self.next_pid.fetch_add(1, Ordering::Relaxed);
+        // A resumed track keeps its PID: to a player it is the same stream after a pause, not
+        // one more stream of the room (each stall and resume added one).
+        let pid = pid.unwrap_or_else(|| self.next_pid.fetch_add(1, Ordering::Relaxed));
         if pid > LAST_PID {
             return Err("the room stream has no PID left".into());
         }
@@ -304,10 +308,10 @@ impl TsTrack {
         linked && idle >= STALL_LIMIT.as_millis() as u64
     }
 
-    /// The participant's pad that fed it, and its codec (to feed a new track from when the
-    /// media resumes).
-    pub fn source(&self) -> (gst::Pad, Codec) {
-        (self.source.clone(), self.codec)
+    /// The participant's pad that fed it, its codec and PID (to feed a new track from when
+    /// the media resumes).
+    pub fn source(&self) -> (gst::Pad, Codec, u16) {
+        (self.source.clone(), self.codec, self.pid)
     }
 }
 
