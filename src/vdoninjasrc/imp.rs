@@ -339,7 +339,10 @@ impl ObjectImpl for VdoNinjaSrc {
                     .build(),
                 glib::ParamSpecUInt::builder("latency")
                     .nick("Latency")
-                    .blurb("Jitter-buffer latency in milliseconds")
+                    .blurb(
+                        "Jitter-buffer latency in milliseconds: how long media waits for late and \
+                         retransmitted packets (lost video packets are asked for again)",
+                    )
                     .default_value(200)
                     .maximum(10_000)
                     .mutable_ready()
