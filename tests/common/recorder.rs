@@ -85,9 +85,18 @@ impl Recorder {
         );
     }
 
-    /// The receive statistics of every jitter buffer and RTP session in the pipeline, one line
-    /// each (for a failing test to print: losses, retransmissions, key-frame requests).
+    /// One line per webrtcbin (each transceiver's `do-nack`) and per jitter buffer (what it
+    /// received, lost for good, asked for again and got back): for a test to check and print.
     pub fn rtp_stats(&self) -> Vec<String> {
+        const FIELDS: [&str; 7] = [
+            "num-pushed",
+            "num-lost",
+            "num-late",
+            "num-duplicates",
+            "rtx-count",
+            "rtx-success-count",
+            "rtx-rtt",
+        ];
         let mut lines = Vec::new();
         let mut it = self.pipeline.iterate_recurse();
         while let Ok(Some(e)) = it.next() {
@@ -115,25 +124,16 @@ impl Recorder {
                 ));
                 continue;
             }
-            let wanted: &[&str] = match factory.as_str() {
-                "rtpjitterbuffer" => &[
-                    "num-pushed",
-                    "num-lost",
-                    "num-late",
-                    "num-duplicates",
-                    "rtx-count",
-                    "rtx-success-count",
-                    "rtx-rtt",
-                ],
-                _ => continue,
-            };
+            if factory != "rtpjitterbuffer" {
+                continue;
+            }
             let Some(s) = e
                 .find_property("stats")
                 .map(|_| e.property::<gst::Structure>("stats"))
             else {
                 continue;
             };
-            let fields: Vec<String> = wanted
+            let fields: Vec<String> = FIELDS
                 .iter()
                 .filter_map(|f| s.get::<u64>(*f).ok().map(|v| format!("{f}={v}")))
                 .collect();
