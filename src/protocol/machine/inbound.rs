@@ -214,7 +214,6 @@ impl Machine {
         let Some(target) = target else { return };
         if let Some(p) = self.peers.get_mut(target) {
             p.last_heard = now;
-            p.answers_pings |= m.pong.is_some();
         }
         if let Some(token) = &m.ping {
             let mut o = crate::protocol::message::Object::new();

@@ -85,11 +85,6 @@ pub struct Timing {
     /// on its data channel, no media reported by [`Input::MediaSeen`]) has vanished: a killed
     /// process or a network that went away says no `bye`. Closed then.
     pub silence_timeout: Duration,
-    /// The same for a viewer of ours that never answered a ping: Raspberry Ninja's does not,
-    /// and its RTCP (every 2.5–7.5 s) was all we heard from it, so 4 s of silence dropped live
-    /// Raspberry Ninja viewers 4–13 s into a run. As long as its own limit (10 pings 3 s apart).
-    /// Publishers we view keep the 4 s rule.
-    pub mute_timeout: Duration,
     /// A peer that never connects is closed after this long.
     pub connect_timeout: Duration,
     /// Grace for `disconnected` before closing (publisher; viewers use half).
@@ -127,7 +122,6 @@ impl Default for Timing {
             // tick is once a second).
             ping_interval: Duration::from_secs(1),
             silence_timeout: Duration::from_secs(4),
-            mute_timeout: Duration::from_secs(30),
             connect_timeout: Duration::from_secs(40),
             disconnected_grace: Duration::from_secs(10),
             failed_grace: Duration::from_secs(10),

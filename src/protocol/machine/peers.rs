@@ -84,12 +84,6 @@ pub struct Peer {
     pub trouble_since: Option<(PeerState, Instant)>,
     pub ice_restarted: bool,
     pub last_heard: Instant,
-    /// It answered one of our pings. A viewer of ours that never did (Raspberry Ninja's) is
-    /// judged by [`Timing::mute_timeout`], every other peer by [`Timing::silence_timeout`].
-    ///
-    /// [`Timing::silence_timeout`]: super::Timing::silence_timeout
-    /// [`Timing::mute_timeout`]: super::Timing::mute_timeout
-    pub answers_pings: bool,
     pub last_ping: Instant,
     /// The rate limit of its application messages, from the first one.
     pub app_rate: Option<crate::protocol::rate::TokenBucket>,
@@ -122,7 +116,6 @@ impl Peer {
             trouble_since: None,
             ice_restarted: false,
             last_heard: now,
-            answers_pings: false,
             last_ping: now,
             app_rate: None,
             control_rate: None,

@@ -280,13 +280,7 @@ impl Machine {
             } else if !p.connected && now.saturating_duration_since(p.created) >= t.connect_timeout
             {
                 close.push((p.id, CloseReason::ConnectTimeout));
-            } else if p.dc_open
-                && now.saturating_duration_since(p.last_heard)
-                    >= if p.role == Role::Viewer || p.answers_pings {
-                        t.silence_timeout
-                    } else {
-                        t.mute_timeout
-                    }
+            } else if p.dc_open && now.saturating_duration_since(p.last_heard) >= t.silence_timeout
             {
                 close.push((p.id, CloseReason::Vanished));
             } else if p.dc_open && now.saturating_duration_since(p.last_ping) >= t.ping_interval {

@@ -495,34 +495,6 @@ fn a_peer_heard_from_neither_way_for_4_s_has_vanished() {
 }
 
 #[test]
-fn a_peer_that_never_answers_pings_is_given_the_longer_limit() {
-    // Raspberry Ninja as a viewer: connected, its data channel open, no pong ever; only its
-    // RTCP now and then (MediaSeen). 4 s without it is no sign that it went.
-    let t = Instant::now();
-    let (mut m, peer) = publishing_peer(t);
-    m.handle(
-        Input::PeerState {
-            peer,
-            state: PeerState::Connected,
-        },
-        t,
-    );
-    m.handle(Input::DataChannelOpen { peer }, t);
-    let at = |s: u64| t + Duration::from_secs(s);
-    let closed = |outs: &[Output]| outs.iter().any(|o| matches!(o, Output::ClosePeer { .. }));
-    m.handle(Input::MediaSeen { peer }, at(2));
-    for s in 3..=31 {
-        assert!(!closed(&m.handle(Input::Tick, at(s))), "{s} s");
-    }
-    // 30 s after the last sign of life, it has gone.
-    let outs = m.handle(Input::Tick, at(32));
-    assert!(outs.contains(&Output::ClosePeer {
-        peer,
-        reason: CloseReason::Vanished
-    }));
-}
-
-#[test]
 fn duplicate_stream_alert_reseeds_with_backoff() {
     let t = Instant::now();
     let mut m = Machine::new(Config {
