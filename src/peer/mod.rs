@@ -51,9 +51,8 @@ struct Shared {
     mids: Mutex<Vec<Option<String>>>,
     ops: Mutex<negotiate::Ops>,
     munging: Munging,
-    /// The last remote offer as applied, for edits of our answer to it.
-    remote_offer: Mutex<Option<gst_sdp::SDPMessage>>,
-    /// The last remote description (offer or answer), for the media of its payload types.
+    /// The last remote description as applied (offer or answer): the offer our answer edits
+    /// follow, and the media of each payload type.
     remote: Mutex<Option<gst_sdp::SDPMessage>>,
     /// When we last sent on the data channel (what a close waits for, see `flush`).
     last_sent: Mutex<Option<std::time::Instant>>,
@@ -263,7 +262,6 @@ impl Peer {
             mids: Mutex::new(Vec::new()),
             ops: Mutex::new(negotiate::Ops::default()),
             munging: opts.munging,
-            remote_offer: Mutex::new(None),
             remote: Mutex::new(None),
             last_sent: Mutex::new(None),
         });

@@ -129,7 +129,8 @@ fn set_local(shared: &Arc<Shared>, desc: WebRTCSessionDescription) {
     match kind {
         SdpType::Offer if shared.munging.h264_baseline => sdp::advertise_h264_baseline(&mut msg),
         SdpType::Answer => {
-            if let Ok(offer) = shared.remote_offer.lock()
+            // An answer follows the remote offer, the last remote description.
+            if let Ok(offer) = shared.remote.lock()
                 && let Some(offer) = offer.as_ref()
             {
                 sdp::mirror_h264_profiles(&mut msg, offer);
@@ -180,9 +181,6 @@ fn remote(shared: &Arc<Shared>, desc: SessionDescription) {
                  (a=ssrc), which GStreamer 1.22's webrtcbin cannot receive; refused"
                     .into(),
             );
-        }
-        if let Ok(mut o) = shared.remote_offer.lock() {
-            *o = Some(msg.clone());
         }
     }
     if let Ok(mut r) = shared.remote.lock() {
