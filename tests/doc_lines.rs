@@ -17,7 +17,9 @@
 //!   `aacparse name=audio`): here made from test sources the same way.
 //!
 //! The other side: a `vdoninjasrc stream-id=S` line gets a publisher of S, a room line two
-//! publishers in that room (same password), a `vdoninjasink` line a viewer that decodes.
+//! publishers in that room (same password), a `vdoninjasink` line a viewer that decodes. A
+//! `stream-id` viewing line is checked again after its publisher stops and a new one publishes
+//! the same ID 3 s later (the pipeline, linked once, must get media again).
 
 mod common;
 
@@ -333,6 +335,39 @@ fn check(line: &DocLine) -> Result<String, String> {
             return fail(format!("{name} got {} buffers", n.load(Ordering::Relaxed)));
         }
         found.push(format!("{name}: {} buffers", n.load(Ordering::Relaxed)));
+    }
+    // A viewing line (OBS sources, the README's viewer) across a publisher that stops and
+    // comes back 3 s later: the pipeline, linked once, gets media again on the same pads.
+    if exp.is_source
+        && let Some(stream) = &exp.stream
+    {
+        for p in publishers.drain(..) {
+            let _ = p.set_state(gst::State::Null);
+        }
+        std::thread::sleep(Duration::from_secs(3));
+        let before: Vec<u64> = counters
+            .iter()
+            .map(|(_, n)| n.load(Ordering::Relaxed))
+            .collect();
+        publishers.push(publisher(
+            &server,
+            stream,
+            exp.room.as_deref(),
+            exp.password.as_deref(),
+            1,
+        ));
+        for ((name, n), b) in counters.iter().zip(before) {
+            if !wait_until(MEDIA_WAIT, || n.load(Ordering::Relaxed) >= b + 60) {
+                return fail(format!(
+                    "{name} got {} buffers after the publisher came back",
+                    n.load(Ordering::Relaxed) - b
+                ));
+            }
+            found.push(format!(
+                "{name}: {} buffers after the publisher came back",
+                n.load(Ordering::Relaxed) - b
+            ));
+        }
     }
     // Outputs: let them fill, then end the way gst-launch-1.0 ends (-e: EOS first).
     for (what, path) in &exp.outputs {

@@ -187,29 +187,11 @@ impl VdoNinjaSrc {
             Ok(p) => p,
             Err(e) => return warn(e),
         };
-        let kind = if track.codec.is_video() {
-            "video"
-        } else {
-            "audio"
+        let claimed = match self.claim_pad(peer, &stream_id, track.codec, exposed.upcast_ref()) {
+            Ok(c) => c,
+            Err(e) => return warn(e),
         };
-        let base = format!("{kind}_{stream_id}");
-        let mut name = base.clone();
-        let mut i = 2;
-        while obj.static_pad(&name).is_some() {
-            name = format!("{base}_{i}");
-            i += 1;
-        }
-        let Some(templ) = obj.pad_template(&format!("{kind}_%s")) else {
-            return;
-        };
-        // Active before it is linked to the running track (see `receive::Track::branch`).
-        let ghost = gst::GhostPad::builder_from_template(&templ)
-            .name(name.as_str())
-            .build();
-        let _ = ghost.set_active(true);
-        if let Err(e) = ghost.set_target(Some(&exposed)) {
-            return warn(e.to_string());
-        }
+        let (ghost, name) = (claimed.pad.clone(), claimed.name.clone());
 
         let ts_track = match &tsmux {
             Some(mux) => match track.branch(false).and_then(|src| {
@@ -289,7 +271,7 @@ impl VdoNinjaSrc {
             }
             first.then(|| (r.stream_id.clone(), r.label.clone().unwrap_or_default()))
         };
-        if obj.add_pad(&ghost).is_err() {
+        if claimed.fresh && obj.add_pad(&ghost).is_err() {
             return;
         }
         gst::info!(CAT, imp = self, "{name}: {}", track.codec.encoding_name());
@@ -326,10 +308,7 @@ impl VdoNinjaSrc {
                 }
             }
         }
-        for p in &r.pads {
-            let _ = p.set_active(false);
-            let _ = obj.remove_pad(p);
-        }
+        self.release_pads(r.peer.id);
         r.peer.close(obj.upcast_ref());
         gst::info!(
             CAT,

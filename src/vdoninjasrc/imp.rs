@@ -231,6 +231,8 @@ impl VdoNinjaSrc {
             d.stop(Duration::from_secs(3));
         }
         let remotes = std::mem::take(&mut self.state().remotes);
+        // The pads first: a stopping element ends none of them one by one.
+        self.remove_all_pads();
         for (_, r) in remotes {
             self.remove_remote(r, "shutdown");
         }
@@ -347,6 +349,18 @@ impl ObjectImpl for VdoNinjaSrc {
                     .maximum(10_000)
                     .mutable_ready()
                     .build(),
+                glib::ParamSpecUInt::builder("rejoin-grace")
+                    .nick("Rejoin grace")
+                    .blurb(
+                        "Room mode: seconds a guest's video_<id>/audio_<id> pads wait for it to come \
+                         back under the same stream ID (it then continues on them); after that an \
+                         EOS ends them and they are removed (0 = at once). Pads of stream-id mode and \
+                         of IDs named in streams are kept for the element's life",
+                    )
+                    .default_value(30)
+                    .maximum(86_400)
+                    .mutable_ready()
+                    .build(),
                 glib::ParamSpecString::builder("record-location")
                     .nick("Record location")
                     .blurb("Record every participant's audio and video into one Matroska file each, without transcoding: %s = stream ID (made safe for file names), %t = UTC start time, %% = %; the directory must exist; existing files are never overwritten. A manifest (vdoninja-manifest-<time>.json) lists the files")
@@ -441,6 +455,7 @@ impl ObjectImpl for VdoNinjaSrc {
             "bitrate" => s.bitrate = value.get().unwrap_or(0),
             "latency" => s.latency = value.get().unwrap_or(200),
             "record-location" => s.record_location = string(),
+            "rejoin-grace" => s.rejoin_grace = value.get().unwrap_or(30),
             "mix" => {
                 s.mix = value.get().unwrap_or(false);
                 let on = s.mix;
@@ -476,6 +491,7 @@ impl ObjectImpl for VdoNinjaSrc {
             "bitrate" => s.bitrate.to_value(),
             "latency" => s.latency.to_value(),
             "record-location" => s.record_location.to_value(),
+            "rejoin-grace" => s.rejoin_grace.to_value(),
             "mix" => s.mix.to_value(),
             "mix-width" => s.mix_width.to_value(),
             "mix-height" => s.mix_height.to_value(),

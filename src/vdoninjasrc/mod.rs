@@ -4,8 +4,11 @@
 //! (one webrtcbin per publisher, one signaling socket for all).
 //!
 //! Each publisher's media comes out on sometimes pads `video_<stream-id>` and
-//! `audio_<stream-id>` (parsed encoded media; raw with `decode=true`), which go when the
-//! publisher leaves and come back when it returns. `record-location` writes one Matroska
+//! `audio_<stream-id>` (parsed encoded media; raw with `decode=true`), made when its media first
+//! arrives. They outlive its connections (`lasting`): a publisher that reloads, vanishes or
+//! reconnects continues on the same pads (a key frame first, new caps where the format
+//! changed), so a pipeline that linked them once keeps its picture; a room guest's pads end
+//! (EOS) when it stays away longer than `rejoin-grace`. `record-location` writes one Matroska
 //! file per publisher ([`recording`]); the always `src` pad, when linked, carries the whole
 //! room as MPEG-TS (`ts`). `mix=true` adds `video_mix` and `audio_mix`: the whole room as one
 //! picture and one sound ([`mix`]). Bus messages: `vdoninja/stream-added`,
@@ -29,7 +32,8 @@
 //!
 //! Files: `imp` (the GObject subclass: properties, pads, state changes), `state` (what it
 //! holds), `handler` (what the signaling asks for, on the media thread), `receive` (one
-//! publisher's receive chains), `recording/`, `ts/`, `mix/`.
+//! publisher's receive chains), `lasting` (the pads that outlive connections), `recording/`,
+//! `ts/`, `mix/`.
 
 use std::sync::LazyLock;
 
@@ -38,6 +42,7 @@ use gst::prelude::*;
 
 mod handler;
 mod imp;
+mod lasting;
 pub mod mix;
 mod receive;
 pub mod recording;

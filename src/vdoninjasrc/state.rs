@@ -33,6 +33,8 @@ pub(crate) struct Settings {
     pub mix_height: u32,
     pub mix_framerate: gst::Fraction,
     pub mix_labels: bool,
+    /// Seconds a room guest's pads wait for it to come back (`rejoin-grace`).
+    pub rejoin_grace: u32,
 }
 
 impl Default for Settings {
@@ -53,6 +55,7 @@ impl Default for Settings {
             mix_height: 720,
             mix_framerate: gst::Fraction::new(30, 1),
             mix_labels: true,
+            rejoin_grace: 30,
         }
     }
 }
@@ -63,7 +66,7 @@ pub(crate) struct Remote {
     pub uuid: String,
     pub stream_id: String,
     pub label: Option<String>,
-    /// Our element's pads for this publisher's media.
+    /// The element's pads this publisher's media is on now (see `lasting`).
     pub pads: Vec<gst::GhostPad>,
     pub announced: bool,
     /// Received tracks (each ends in a tee).
@@ -79,6 +82,8 @@ pub(crate) struct Remote {
 pub(crate) struct State {
     pub driver: Option<Driver>,
     pub remotes: BTreeMap<PeerId, Remote>,
+    /// The element's `video_<id>`/`audio_<id>` pads, fed or waiting (see `lasting`).
+    pub lasting: Vec<super::lasting::LastingPad>,
     pub ice: IceConfig,
     pub pattern: Option<Pattern>,
     pub manifest: Option<Manifest>,

@@ -307,7 +307,7 @@ impl VdoNinjaSrc {
             for r in st.remotes.values_mut() {
                 end_feeds(r, &mut st.finishing, &mut st.ts_finished);
             }
-            st.remotes.values().flat_map(|r| r.pads.clone()).collect()
+            st.lasting.iter().map(|l| l.pad.clone()).collect()
         };
         for p in pads {
             p.push_event(gst::event::Eos::new());

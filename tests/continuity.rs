@@ -1,0 +1,435 @@
+// SPDX-License-Identifier: MPL-2.0
+
+//! A pipeline keeps its pads across a publisher's return: `gst_parse_launch` pipelines whose
+//! named `vdoninjasrc` pads are linked once in the text (as gst-launch-1.0 and obs-gstreamer
+//! run them) get media again after the publisher stops and a new one publishes the same ID,
+//! decoded on the far side, with running time that never goes back; in a room, the pads of IDs
+//! named in `streams` stay while the other guest never stops, and an unnamed guest's pads end
+//! (EOS) once `rejoin-grace` is over.
+
+mod common;
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use common::media::*;
+use gst::prelude::*;
+use gstvdoninja::server::hub::ServerMode;
+
+/// How far a buffer's running time may be before the previous one's: a live RTP track's time
+/// stamps follow arrival and step back a few milliseconds, and rtpbin's lip-sync moves a
+/// track's offset once its first sender reports arrive (one run: 216 ms back, 1.3 s into the
+/// first connection). A new connection whose running time started again would step back by
+/// the whole time before it.
+const JITTER: gst::ClockTime = gst::ClockTime::from_mseconds(300);
+
+/// What reached one named sink: each buffer's arrival and running time, and the caps seen.
+#[derive(Default)]
+struct Seen {
+    buffers: Vec<(Instant, gst::ClockTime)>,
+    /// Buffers whose running time was more than [`JITTER`] before the one of the buffer before
+    /// them: (index, running time before, running time).
+    backwards: Vec<(usize, gst::ClockTime, gst::ClockTime)>,
+    sizes: Vec<(i32, i32)>,
+    eos: bool,
+}
+
+/// A pipeline parsed from text, its named sinks watched.
+struct Static {
+    pipeline: gst::Pipeline,
+    seen: HashMap<String, Arc<Mutex<Seen>>>,
+    /// `stream-added` of the element named `s`, with when.
+    added: Arc<Mutex<Vec<(String, Instant)>>>,
+    removed: Arc<Mutex<Vec<(String, String)>>>,
+}
+
+impl Static {
+    fn start(desc: &str, sinks: &[&str]) -> Self {
+        let pipeline = launch(desc);
+        let mut seen = HashMap::new();
+        for name in sinks {
+            let s: Arc<Mutex<Seen>> = Arc::default();
+            let pad = pipeline
+                .by_name(name)
+                .unwrap_or_else(|| panic!("no {name}"))
+                .static_pad("sink")
+                .expect("sink pad");
+            let w = s.clone();
+            pad.add_probe(
+                gst::PadProbeType::BUFFER | gst::PadProbeType::EVENT_DOWNSTREAM,
+                move |pad, info| {
+                    let mut w = w.lock().unwrap_or_else(|e| e.into_inner());
+                    match &info.data {
+                        Some(gst::PadProbeData::Buffer(b)) => {
+                            let segment =
+                                pad.sticky_event::<gst::event::Segment>(0).and_then(|e| {
+                                    e.segment().downcast_ref::<gst::ClockTime>().cloned()
+                                });
+                            let rt = match (segment, b.pts()) {
+                                (Some(seg), Some(pts)) => seg.to_running_time(pts),
+                                _ => None,
+                            };
+                            if let Some(rt) = rt {
+                                if let Some(&(_, last)) = w.buffers.last()
+                                    && rt + JITTER < last
+                                {
+                                    let i = w.buffers.len();
+                                    w.backwards.push((i, last, rt));
+                                }
+                                w.buffers.push((Instant::now(), rt));
+                            }
+                        }
+                        Some(gst::PadProbeData::Event(e)) => match e.view() {
+                            gst::EventView::Caps(c) => {
+                                if let Some(s) = c.caps().structure(0)
+                                    && let (Ok(wd), Ok(h)) =
+                                        (s.get::<i32>("width"), s.get::<i32>("height"))
+                                {
+                                    w.sizes.push((wd, h));
+                                }
+                            }
+                            gst::EventView::Eos(_) => w.eos = true,
+                            _ => {}
+                        },
+                        _ => {}
+                    }
+                    gst::PadProbeReturn::Ok
+                },
+            );
+            seen.insert(name.to_string(), s);
+        }
+        let added: Arc<Mutex<Vec<(String, Instant)>>> = Arc::default();
+        let removed: Arc<Mutex<Vec<(String, String)>>> = Arc::default();
+        let src = pipeline.by_name("s").expect("vdoninjasrc named s");
+        let a = added.clone();
+        src.connect("stream-added", false, move |args| {
+            let id = args[1].get::<String>().expect("id");
+            a.lock().expect("lock").push((id, Instant::now()));
+            None
+        });
+        let r = removed.clone();
+        src.connect("stream-removed", false, move |args| {
+            let id = args[1].get::<String>().expect("id");
+            let why = args[2].get::<String>().expect("reason");
+            r.lock().expect("lock").push((id, why));
+            None
+        });
+        pipeline.set_state(gst::State::Playing).expect("plays");
+        Self {
+            pipeline,
+            seen,
+            added,
+            removed,
+        }
+    }
+
+    fn count(&self, sink: &str) -> usize {
+        self.seen[sink].lock().expect("lock").buffers.len()
+    }
+
+    /// Buffers that reached `sink` after `t`, and when the first of them did.
+    fn after(&self, sink: &str, t: Instant) -> (usize, Option<Duration>) {
+        let s = self.seen[sink].lock().expect("lock");
+        let later: Vec<_> = s.buffers.iter().filter(|(at, _)| *at > t).collect();
+        (later.len(), later.first().map(|(at, _)| *at - t))
+    }
+
+    /// The longest wait between two buffers of `sink`, in running time.
+    fn longest_gap(&self, sink: &str) -> gst::ClockTime {
+        let s = self.seen[sink].lock().expect("lock");
+        s.buffers
+            .windows(2)
+            .map(|w| w[1].1.saturating_sub(w[0].1))
+            .max()
+            .unwrap_or_default()
+    }
+
+    fn added_count(&self, id: &str) -> usize {
+        self.added
+            .lock()
+            .expect("lock")
+            .iter()
+            .filter(|(s, _)| s == id)
+            .count()
+    }
+
+    /// When `id` was announced the `n`th time (from 1).
+    fn wait_added(&self, id: &str, n: usize) -> Instant {
+        assert!(
+            wait_until(MEDIA_WAIT, || self.added_count(id) >= n),
+            "stream-added #{n} of {id}: {:?}",
+            self.added.lock().expect("lock")
+        );
+        self.added
+            .lock()
+            .expect("lock")
+            .iter()
+            .filter(|(s, _)| s == id)
+            .nth(n - 1)
+            .map(|(_, t)| *t)
+            .expect("announced")
+    }
+
+    fn wait_removed(&self, id: &str) {
+        assert!(
+            wait_until(MEDIA_WAIT, || self
+                .removed
+                .lock()
+                .expect("lock")
+                .iter()
+                .any(|(s, _)| s == id)),
+            "stream-removed of {id}"
+        );
+    }
+
+    /// Errors and EOS messages on the bus so far.
+    fn trouble(&self) -> Vec<String> {
+        let bus = self.pipeline.bus().expect("bus");
+        let mut out = Vec::new();
+        while let Some(m) = bus.pop_filtered(&[gst::MessageType::Error, gst::MessageType::Eos]) {
+            out.push(format!("{m:?}"));
+        }
+        out
+    }
+
+    fn report(&self, sink: &str) -> String {
+        let s = self.seen[sink].lock().expect("lock");
+        format!(
+            "{sink}: {} buffers, backwards {:?}, sizes {:?}, eos {}",
+            s.buffers.len(),
+            s.backwards,
+            s.sizes,
+            s.eos
+        )
+    }
+}
+
+impl Drop for Static {
+    fn drop(&mut self) {
+        let _ = self.pipeline.set_state(gst::State::Null);
+    }
+}
+
+/// A `vdoninjasink` publisher of a test pattern at `w`x`h`.
+fn publisher(server: &Server, stream: &str, extra: &str, (w, h): (u32, u32)) -> gst::Pipeline {
+    let p = launch(&format!(
+        "videotestsrc is-live=true ! video/x-raw,width={w},height={h},framerate=30/1 ! \
+         vdoninjasink name=p stream-id={stream} {props} {extra} \
+         audiotestsrc is-live=true ! audio/x-raw,rate=48000,channels=2 ! p.",
+        props = server.props()
+    ));
+    p.set_state(gst::State::Playing).expect("publisher plays");
+    p
+}
+
+/// The publisher of `cam` stops (its `bye`), a new one publishes `cam` 3 s later at another
+/// size, and the pipeline linked once in its text decodes both.
+fn viewer_survives_a_return(decode: bool) {
+    let server = Server::start(ServerMode::Official);
+    let video = if decode {
+        "s.video_cam ! queue ! fakesink name=video sync=false async=false"
+    } else {
+        "s.video_cam ! queue ! h264parse ! avdec_h264 ! fakesink name=video sync=false async=false"
+    };
+    let audio = if decode {
+        "s.audio_cam ! queue ! fakesink name=audio sync=false async=false"
+    } else {
+        "s.audio_cam ! queue ! opusdec ! fakesink name=audio sync=false async=false"
+    };
+    let first = publisher(&server, "cam", "", (640, 360));
+    let s = Static::start(
+        &format!(
+            "vdoninjasrc name=s stream-id=cam decode={decode} {} {video} {audio}",
+            server.props()
+        ),
+        &["video", "audio"],
+    );
+    s.wait_added("cam", 1);
+    assert!(
+        wait_until(MEDIA_WAIT, || s.count("video") >= 60
+            && s.count("audio") >= 60),
+        "before: {} / {}",
+        s.report("video"),
+        s.report("audio")
+    );
+    let before = (s.count("video"), s.count("audio"));
+    let _ = first.set_state(gst::State::Null);
+    s.wait_removed("cam");
+    std::thread::sleep(Duration::from_secs(3));
+    let last_before = s.seen["video"]
+        .lock()
+        .expect("lock")
+        .buffers
+        .last()
+        .map(|b| b.1)
+        .expect("frames before");
+    let restarted = Instant::now();
+    let second = publisher(&server, "cam", "", (1280, 720));
+    let back = s.wait_added("cam", 2);
+    let ok = wait_until(MEDIA_WAIT, || {
+        s.after("video", back).0 >= 150 && s.after("audio", back).0 >= 150
+    });
+    let (v, v_first) = s.after("video", back);
+    let (_, from_start) = s.after("video", restarted);
+    let first_rt_after = s.seen["video"]
+        .lock()
+        .expect("lock")
+        .buffers
+        .iter()
+        .find(|(at, _)| *at > back)
+        .map(|b| b.1);
+    let (a, a_first) = s.after("audio", back);
+    let trouble = s.trouble();
+    eprintln!(
+        "decode={decode}: before {before:?}; after the return: video {v} (first {v_first:?} after \
+         stream-added, {from_start:?} after the new publisher started), audio {a} (first after \
+         {a_first:?}); running time {last_before} -> {first_rt_after:?}; longest gap video {} \
+         audio {}; {} / {}",
+        s.longest_gap("video"),
+        s.longest_gap("audio"),
+        s.report("video"),
+        s.report("audio")
+    );
+    assert!(ok, "frames after the return: video {v}, audio {a}");
+    assert!(
+        v_first.is_some_and(|d| d <= Duration::from_secs(8)),
+        "first frame after the return: {v_first:?}"
+    );
+    assert!(trouble.is_empty(), "errors or EOS: {trouble:?}");
+    assert!(
+        first_rt_after.is_some_and(|rt| rt > last_before),
+        "running time after the return: {first_rt_after:?}, before {last_before}"
+    );
+    for sink in ["video", "audio"] {
+        let (backwards, eos) = {
+            let seen = s.seen[sink].lock().expect("lock");
+            (seen.backwards.clone(), seen.eos)
+        };
+        assert!(
+            backwards.is_empty(),
+            "running time went back on {sink}: {backwards:?}"
+        );
+        assert!(!eos, "EOS on {sink}");
+    }
+    let sizes = s.seen["video"].lock().expect("lock").sizes.clone();
+    assert_eq!(sizes.first(), Some(&(640, 360)), "{sizes:?}");
+    assert_eq!(sizes.last(), Some(&(1280, 720)), "{sizes:?}");
+    drop(s);
+    let _ = second.set_state(gst::State::Null);
+}
+
+#[test]
+fn encoded_pads_carry_a_returning_publisher_at_a_new_size() {
+    viewer_survives_a_return(false);
+}
+
+#[test]
+fn decoded_pads_carry_a_returning_publisher_at_a_new_size() {
+    viewer_survives_a_return(true);
+}
+
+#[test]
+fn named_room_streams_keep_their_pads_while_the_other_guest_goes_on() {
+    let server = Server::start(ServerMode::Official);
+    let a = publisher(&server, "a", "room=keep", (320, 240));
+    let b = publisher(&server, "b", "room=keep", (320, 240));
+    // rejoin-grace=1: IDs named in `streams` are kept past it.
+    let s = Static::start(
+        &format!(
+            "vdoninjasrc name=s room=keep streams=a,b rejoin-grace=1 {} \
+             s.video_a ! queue ! h264parse ! avdec_h264 ! fakesink name=va sync=false async=false \
+             s.video_b ! queue ! h264parse ! avdec_h264 ! fakesink name=vb sync=false async=false",
+            server.props()
+        ),
+        &["va", "vb"],
+    );
+    assert!(
+        wait_until(MEDIA_WAIT, || s.count("va") >= 30 && s.count("vb") >= 30),
+        "{} {}",
+        s.report("va"),
+        s.report("vb")
+    );
+    let _ = a.set_state(gst::State::Null);
+    s.wait_removed("a");
+    let left = Instant::now();
+    std::thread::sleep(Duration::from_secs(3));
+    // While a is away (past the grace), b goes on.
+    let (b_meanwhile, _) = s.after("vb", left);
+    assert!(b_meanwhile >= 45, "b while a was away: {b_meanwhile}");
+    let a2 = publisher(&server, "a", "room=keep", (320, 240));
+    let back = s.wait_added("a", 2);
+    assert!(
+        wait_until(MEDIA_WAIT, || s.after("va", back).0 >= 60),
+        "a after its return: {}",
+        s.report("va")
+    );
+    let (va, first) = s.after("va", back);
+    eprintln!(
+        "a: {va} frames after its return (first after {first:?}), b: {b_meanwhile} while a was \
+         away; {} / {}",
+        s.report("va"),
+        s.report("vb")
+    );
+    let trouble = s.trouble();
+    assert!(trouble.is_empty(), "errors or EOS: {trouble:?}");
+    drop(s);
+    let _ = a2.set_state(gst::State::Null);
+    let _ = b.set_state(gst::State::Null);
+}
+
+#[test]
+fn an_unnamed_guest_gone_past_rejoin_grace_ends_its_pads() {
+    let server = Server::start(ServerMode::Official);
+    let stay = publisher(&server, "stay", "room=grace", (320, 240));
+    let leaver = publisher(&server, "leaver", "room=grace", (320, 240));
+    let s = SrcHarness::start(&format!("room=grace rejoin-grace=2 {}", server.props()));
+    assert!(
+        s.wait_frames(&["video_leaver", "video_stay"], 10),
+        "frames {:?}",
+        s.frames
+    );
+    let eos = Arc::new(AtomicBool::new(false));
+    let e = eos.clone();
+    s.src.static_pad("video_leaver").expect("pad").add_probe(
+        gst::PadProbeType::EVENT_DOWNSTREAM,
+        move |_, info| {
+            if let Some(gst::PadProbeData::Event(ev)) = &info.data
+                && ev.type_() == gst::EventType::Eos
+            {
+                e.store(true, Ordering::SeqCst);
+            }
+            gst::PadProbeReturn::Ok
+        },
+    );
+    let _ = leaver.set_state(gst::State::Null);
+    assert!(wait_until(MEDIA_WAIT, || s
+        .removed
+        .lock()
+        .expect("lock")
+        .contains(&"leaver".to_string())));
+    let gone = Instant::now();
+    assert!(
+        s.has_pad("video_leaver"),
+        "the pads wait for the guest's return"
+    );
+    assert!(
+        wait_until(MEDIA_WAIT, || !s.has_pad("video_leaver")
+            && !s.has_pad("audio_leaver")),
+        "the pads go after rejoin-grace"
+    );
+    let waited = gone.elapsed();
+    assert!(eos.load(Ordering::SeqCst), "an EOS ended the branch");
+    assert!(
+        waited >= Duration::from_millis(1500),
+        "removed after {waited:?}, before the grace"
+    );
+    let stay_frames = s.frames("video_stay");
+    assert!(
+        s.wait_frames(&["video_stay"], stay_frames + 20),
+        "the other publisher keeps streaming"
+    );
+    s.stop();
+    let _ = stay.set_state(gst::State::Null);
+}
