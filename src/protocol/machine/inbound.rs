@@ -214,6 +214,10 @@ impl Machine {
         let Some(target) = target else { return };
         if let Some(p) = self.peers.get_mut(target) {
             p.last_heard = now;
+            if m.pong.is_some() && !p.answers_pings {
+                p.answers_pings = true;
+                self.log(LogLevel::Debug, format!("{target}: answers our pings"));
+            }
         }
         if let Some(token) = &m.ping {
             let mut o = crate::protocol::message::Object::new();

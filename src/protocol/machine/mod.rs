@@ -85,6 +85,11 @@ pub struct Timing {
     /// on its data channel, no media reported by [`Input::MediaSeen`]) has vanished: a killed
     /// process or a network that went away says no `bye`. Closed then.
     pub silence_timeout: Duration,
+    /// The same for a peer that has not answered a ping yet (Raspberry Ninja never does): all
+    /// we hear from such a viewer is its RTCP, whose receiver reports come every 2.5–7.5 s
+    /// (RFC 3550's 5 s, randomized by 0.5–1.5), so 4 s of silence dropped live Raspberry Ninja
+    /// viewers 4–13 s into a run. Publishers send media all the time, whatever they answer.
+    pub quiet_timeout: Duration,
     /// A peer that never connects is closed after this long.
     pub connect_timeout: Duration,
     /// Grace for `disconnected` before closing (publisher; viewers use half).
@@ -98,6 +103,17 @@ pub struct Timing {
 }
 
 impl Timing {
+    /// How long `peer` may stay silent before it counts as vanished: by what it sends. A peer
+    /// that answers our pings (the web app, our elements) is heard every second; one that never
+    /// did is heard only through its RTCP and media.
+    pub(crate) fn silence(&self, peer: &peers::Peer) -> Duration {
+        if peer.answers_pings {
+            self.silence_timeout
+        } else {
+            self.quiet_timeout.max(self.silence_timeout)
+        }
+    }
+
     /// How long a peer may stay `disconnected`/`failed` before it is closed (§8.6: the web app's
     /// publisher waits 10 s, its viewer 5 s).
     pub fn grace(&self, role: Role, state: PeerState) -> Duration {
@@ -122,6 +138,8 @@ impl Default for Timing {
             // tick is once a second).
             ping_interval: Duration::from_secs(1),
             silence_timeout: Duration::from_secs(4),
+            // Over the longest gap between two receiver reports (7.5 s), with room for one lost.
+            quiet_timeout: Duration::from_secs(12),
             connect_timeout: Duration::from_secs(40),
             disconnected_grace: Duration::from_secs(10),
             failed_grace: Duration::from_secs(10),

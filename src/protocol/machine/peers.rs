@@ -84,6 +84,8 @@ pub struct Peer {
     pub trouble_since: Option<(PeerState, Instant)>,
     pub ice_restarted: bool,
     pub last_heard: Instant,
+    /// It answered one of our pings (the web app and our elements do; Raspberry Ninja does not).
+    pub answers_pings: bool,
     pub last_ping: Instant,
     /// The rate limit of its application messages, from the first one.
     pub app_rate: Option<crate::protocol::rate::TokenBucket>,
@@ -116,6 +118,7 @@ impl Peer {
             trouble_since: None,
             ice_restarted: false,
             last_heard: now,
+            answers_pings: false,
             last_ping: now,
             app_rate: None,
             control_rate: None,

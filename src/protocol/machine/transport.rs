@@ -231,6 +231,9 @@ impl Machine {
             }
         };
         self.send_control(peer, obj);
+        // At once, not a second later: until it answers one, a peer is given the longer
+        // silence limit, and a guest that goes in its first second must be noticed as fast.
+        self.ping(peer, now);
     }
 
     pub(super) fn on_peer_state(&mut self, peer: PeerId, state: PeerState, now: Instant) {
@@ -280,8 +283,7 @@ impl Machine {
             } else if !p.connected && now.saturating_duration_since(p.created) >= t.connect_timeout
             {
                 close.push((p.id, CloseReason::ConnectTimeout));
-            } else if p.dc_open && now.saturating_duration_since(p.last_heard) >= t.silence_timeout
-            {
+            } else if p.dc_open && now.saturating_duration_since(p.last_heard) >= t.silence(p) {
                 close.push((p.id, CloseReason::Vanished));
             } else if p.dc_open && now.saturating_duration_since(p.last_ping) >= t.ping_interval {
                 ping.push(p.id);
@@ -291,14 +293,20 @@ impl Machine {
             self.close_peer(id, why, true, now);
         }
         for id in ping {
-            self.ping_seq += 1;
-            let mut o = Object::new();
-            o.insert("ping".into(), Value::String(self.ping_seq.to_string()));
-            if let Some(p) = self.peers.get_mut(id) {
-                p.last_ping = now;
-            }
-            self.send_control(id, o);
+            self.ping(id, now);
         }
+    }
+
+    /// A data-channel ping (§6.6): every peer that answers is judged by the short silence limit
+    /// (see [`super::Timing::silence`]).
+    fn ping(&mut self, peer: PeerId, now: Instant) {
+        self.ping_seq += 1;
+        let mut o = Object::new();
+        o.insert("ping".into(), Value::String(self.ping_seq.to_string()));
+        if let Some(p) = self.peers.get_mut(peer) {
+            p.last_ping = now;
+        }
+        self.send_control(peer, o);
     }
 
     /// Closes one peer: `bye` first if asked, then [`Output::ClosePeer`]; its queued candidates

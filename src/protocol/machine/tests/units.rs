@@ -495,6 +495,41 @@ fn a_peer_heard_from_neither_way_for_4_s_has_vanished() {
 }
 
 #[test]
+fn a_peer_that_never_answers_pings_is_judged_by_its_rtcp() {
+    // Raspberry Ninja as a viewer: connected, its data channel open, no pong ever; its RTCP
+    // receiver reports (MediaSeen) as far apart as RFC 3550 lets them be (7.5 s).
+    let t = Instant::now();
+    let (mut m, peer) = publishing_peer(t);
+    m.handle(
+        Input::PeerState {
+            peer,
+            state: PeerState::Connected,
+        },
+        t,
+    );
+    m.handle(Input::DataChannelOpen { peer }, t);
+    let at = |ms: u64| t + Duration::from_millis(ms);
+    let closed = |outs: &[Output]| outs.iter().any(|o| matches!(o, Output::ClosePeer { .. }));
+    let mut last = 0;
+    for report in [2_500, 10_000, 17_500, 25_000] {
+        for ms in (last + 1000..report).step_by(1000) {
+            assert!(!closed(&m.handle(Input::Tick, at(ms))), "{ms} ms");
+        }
+        m.handle(Input::MediaSeen { peer }, at(report));
+        last = report;
+    }
+    // 12 s after its last report, it has gone.
+    for ms in (26_000..37_000).step_by(1000) {
+        assert!(!closed(&m.handle(Input::Tick, at(ms))), "{ms} ms");
+    }
+    let outs = m.handle(Input::Tick, at(37_000));
+    assert!(outs.contains(&Output::ClosePeer {
+        peer,
+        reason: CloseReason::Vanished
+    }));
+}
+
+#[test]
 fn duplicate_stream_alert_reseeds_with_backoff() {
     let t = Instant::now();
     let mut m = Machine::new(Config {
