@@ -9,208 +9,14 @@
 
 mod common;
 
-use std::collections::HashMap;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use common::linked::Linked;
 use common::media::*;
 use gst::prelude::*;
 use gstvdoninja::server::hub::ServerMode;
-
-/// How far a buffer's running time may be before the previous one's: a live RTP track's time
-/// stamps follow arrival and step back a few milliseconds, and rtpbin's lip-sync moves a
-/// track's offset once its first sender reports arrive (one run: 216 ms back, 1.3 s into the
-/// first connection). A new connection whose running time started again would step back by
-/// the whole time before it.
-const JITTER: gst::ClockTime = gst::ClockTime::from_mseconds(300);
-
-/// What reached one named sink: each buffer's arrival and running time, and the caps seen.
-#[derive(Default)]
-struct Seen {
-    buffers: Vec<(Instant, gst::ClockTime)>,
-    /// Buffers whose running time was more than [`JITTER`] before the one of the buffer before
-    /// them: (index, running time before, running time).
-    backwards: Vec<(usize, gst::ClockTime, gst::ClockTime)>,
-    sizes: Vec<(i32, i32)>,
-    eos: bool,
-}
-
-/// A pipeline parsed from text, its named sinks watched.
-struct Static {
-    pipeline: gst::Pipeline,
-    seen: HashMap<String, Arc<Mutex<Seen>>>,
-    /// `stream-added` of the element named `s`, with when.
-    added: Arc<Mutex<Vec<(String, Instant)>>>,
-    removed: Arc<Mutex<Vec<(String, String)>>>,
-}
-
-impl Static {
-    fn start(desc: &str, sinks: &[&str]) -> Self {
-        let pipeline = launch(desc);
-        let mut seen = HashMap::new();
-        for name in sinks {
-            let s: Arc<Mutex<Seen>> = Arc::default();
-            let pad = pipeline
-                .by_name(name)
-                .unwrap_or_else(|| panic!("no {name}"))
-                .static_pad("sink")
-                .expect("sink pad");
-            let w = s.clone();
-            pad.add_probe(
-                gst::PadProbeType::BUFFER | gst::PadProbeType::EVENT_DOWNSTREAM,
-                move |pad, info| {
-                    let mut w = w.lock().unwrap_or_else(|e| e.into_inner());
-                    match &info.data {
-                        Some(gst::PadProbeData::Buffer(b)) => {
-                            let segment =
-                                pad.sticky_event::<gst::event::Segment>(0).and_then(|e| {
-                                    e.segment().downcast_ref::<gst::ClockTime>().cloned()
-                                });
-                            let rt = match (segment, b.pts()) {
-                                (Some(seg), Some(pts)) => seg.to_running_time(pts),
-                                _ => None,
-                            };
-                            if let Some(rt) = rt {
-                                if let Some(&(_, last)) = w.buffers.last()
-                                    && rt + JITTER < last
-                                {
-                                    let i = w.buffers.len();
-                                    w.backwards.push((i, last, rt));
-                                }
-                                w.buffers.push((Instant::now(), rt));
-                            }
-                        }
-                        Some(gst::PadProbeData::Event(e)) => match e.view() {
-                            gst::EventView::Caps(c) => {
-                                if let Some(s) = c.caps().structure(0)
-                                    && let (Ok(wd), Ok(h)) =
-                                        (s.get::<i32>("width"), s.get::<i32>("height"))
-                                {
-                                    w.sizes.push((wd, h));
-                                }
-                            }
-                            gst::EventView::Eos(_) => w.eos = true,
-                            _ => {}
-                        },
-                        _ => {}
-                    }
-                    gst::PadProbeReturn::Ok
-                },
-            );
-            seen.insert(name.to_string(), s);
-        }
-        let added: Arc<Mutex<Vec<(String, Instant)>>> = Arc::default();
-        let removed: Arc<Mutex<Vec<(String, String)>>> = Arc::default();
-        let src = pipeline.by_name("s").expect("vdoninjasrc named s");
-        let a = added.clone();
-        src.connect("stream-added", false, move |args| {
-            let id = args[1].get::<String>().expect("id");
-            a.lock().expect("lock").push((id, Instant::now()));
-            None
-        });
-        let r = removed.clone();
-        src.connect("stream-removed", false, move |args| {
-            let id = args[1].get::<String>().expect("id");
-            let why = args[2].get::<String>().expect("reason");
-            r.lock().expect("lock").push((id, why));
-            None
-        });
-        pipeline.set_state(gst::State::Playing).expect("plays");
-        Self {
-            pipeline,
-            seen,
-            added,
-            removed,
-        }
-    }
-
-    fn count(&self, sink: &str) -> usize {
-        self.seen[sink].lock().expect("lock").buffers.len()
-    }
-
-    /// Buffers that reached `sink` after `t`, and when the first of them did.
-    fn after(&self, sink: &str, t: Instant) -> (usize, Option<Duration>) {
-        let s = self.seen[sink].lock().expect("lock");
-        let later: Vec<_> = s.buffers.iter().filter(|(at, _)| *at > t).collect();
-        (later.len(), later.first().map(|(at, _)| *at - t))
-    }
-
-    /// The longest wait between two buffers of `sink`, in running time.
-    fn longest_gap(&self, sink: &str) -> gst::ClockTime {
-        let s = self.seen[sink].lock().expect("lock");
-        s.buffers
-            .windows(2)
-            .map(|w| w[1].1.saturating_sub(w[0].1))
-            .max()
-            .unwrap_or_default()
-    }
-
-    fn added_count(&self, id: &str) -> usize {
-        self.added
-            .lock()
-            .expect("lock")
-            .iter()
-            .filter(|(s, _)| s == id)
-            .count()
-    }
-
-    /// When `id` was announced the `n`th time (from 1).
-    fn wait_added(&self, id: &str, n: usize) -> Instant {
-        assert!(
-            wait_until(MEDIA_WAIT, || self.added_count(id) >= n),
-            "stream-added #{n} of {id}: {:?}",
-            self.added.lock().expect("lock")
-        );
-        self.added
-            .lock()
-            .expect("lock")
-            .iter()
-            .filter(|(s, _)| s == id)
-            .nth(n - 1)
-            .map(|(_, t)| *t)
-            .expect("announced")
-    }
-
-    fn wait_removed(&self, id: &str) {
-        assert!(
-            wait_until(MEDIA_WAIT, || self
-                .removed
-                .lock()
-                .expect("lock")
-                .iter()
-                .any(|(s, _)| s == id)),
-            "stream-removed of {id}"
-        );
-    }
-
-    /// Errors and EOS messages on the bus so far.
-    fn trouble(&self) -> Vec<String> {
-        let bus = self.pipeline.bus().expect("bus");
-        let mut out = Vec::new();
-        while let Some(m) = bus.pop_filtered(&[gst::MessageType::Error, gst::MessageType::Eos]) {
-            out.push(format!("{m:?}"));
-        }
-        out
-    }
-
-    fn report(&self, sink: &str) -> String {
-        let s = self.seen[sink].lock().expect("lock");
-        format!(
-            "{sink}: {} buffers, backwards {:?}, sizes {:?}, eos {}",
-            s.buffers.len(),
-            s.backwards,
-            s.sizes,
-            s.eos
-        )
-    }
-}
-
-impl Drop for Static {
-    fn drop(&mut self) {
-        let _ = self.pipeline.set_state(gst::State::Null);
-    }
-}
 
 /// A `vdoninjasink` publisher of a test pattern at `w`x`h`.
 fn publisher(server: &Server, stream: &str, extra: &str, (w, h): (u32, u32)) -> gst::Pipeline {
@@ -225,8 +31,9 @@ fn publisher(server: &Server, stream: &str, extra: &str, (w, h): (u32, u32)) -> 
 }
 
 /// The publisher of `cam` stops (its `bye`), a new one publishes `cam` 3 s later at another
-/// size, and the pipeline linked once in its text decodes both.
-fn viewer_survives_a_return(decode: bool) {
+/// size (with `second_extra` on its sink), and the pipeline linked once in its text decodes
+/// both.
+fn viewer_survives_a_return(decode: bool, second_extra: &str) {
     let server = Server::start(ServerMode::Official);
     let video = if decode {
         "s.video_cam ! queue ! fakesink name=video sync=false async=false"
@@ -239,7 +46,7 @@ fn viewer_survives_a_return(decode: bool) {
         "s.audio_cam ! queue ! opusdec ! fakesink name=audio sync=false async=false"
     };
     let first = publisher(&server, "cam", "", (640, 360));
-    let s = Static::start(
+    let s = Linked::start(
         &format!(
             "vdoninjasrc name=s stream-id=cam decode={decode} {} {video} {audio}",
             server.props()
@@ -266,7 +73,7 @@ fn viewer_survives_a_return(decode: bool) {
         .map(|b| b.1)
         .expect("frames before");
     let restarted = Instant::now();
-    let second = publisher(&server, "cam", "", (1280, 720));
+    let second = publisher(&server, "cam", second_extra, (1280, 720));
     let back = s.wait_added("cam", 2);
     let ok = wait_until(MEDIA_WAIT, || {
         s.after("video", back).0 >= 150 && s.after("audio", back).0 >= 150
@@ -322,12 +129,18 @@ fn viewer_survives_a_return(decode: bool) {
 
 #[test]
 fn encoded_pads_carry_a_returning_publisher_at_a_new_size() {
-    viewer_survives_a_return(false);
+    viewer_survives_a_return(false, "");
 }
 
 #[test]
 fn decoded_pads_carry_a_returning_publisher_at_a_new_size() {
-    viewer_survives_a_return(true);
+    viewer_survives_a_return(true, "");
+}
+
+#[test]
+fn decoded_pads_carry_a_returning_publisher_that_changed_codec() {
+    // H.264 at 640x360, then VP8 at 1280x720: the decoder inside follows, the pad stays raw.
+    viewer_survives_a_return(true, "video-codec=vp8");
 }
 
 #[test]
@@ -336,7 +149,7 @@ fn named_room_streams_keep_their_pads_while_the_other_guest_goes_on() {
     let a = publisher(&server, "a", "room=keep", (320, 240));
     let b = publisher(&server, "b", "room=keep", (320, 240));
     // rejoin-grace=1: IDs named in `streams` are kept past it.
-    let s = Static::start(
+    let s = Linked::start(
         &format!(
             "vdoninjasrc name=s room=keep streams=a,b rejoin-grace=1 {} \
              s.video_a ! queue ! h264parse ! avdec_h264 ! fakesink name=va sync=false async=false \

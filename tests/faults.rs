@@ -19,6 +19,7 @@ use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
+use common::linked::Linked;
 use common::media::*;
 use common::recorder::{Recorder, record_some};
 use gst::prelude::*;
@@ -50,6 +51,15 @@ fn child_room() {
         .map(|i| common::run::publisher(&server, &format!("guest{i}"), Some(LOSS_ROOM), None, i))
         .collect();
     let mut rec = Recorder::start(&recorder_desc(&server, LOSS_ROOM, &dir));
+    // And a viewer of guest0 whose pads are linked once, as gst-launch-1.0 links them.
+    let view = Linked::start(
+        &format!(
+            "vdoninjasrc name=s room={LOSS_ROOM} stream-id=guest0 {} \
+             s.video_guest0 ! queue ! fakesink name=video sync=false async=false",
+            server.props()
+        ),
+        &["video"],
+    );
     rec.wait("both guests are recorded", |r| r.started.len() == 2);
     for (_, path) in rec.started.clone() {
         record_some(&path, Duration::ZERO);
@@ -69,12 +79,17 @@ fn child_room() {
     for p in &pubs {
         let _ = p.set_state(gst::State::Null);
     }
+    let last_added = view.added.lock().expect("lock").last().map(|(_, t)| *t);
+    let view_after = last_added.map_or(0, |t| view.after("video", t).0);
     println!(
-        "RESULT started={} finished={} warnings={:?} errors={:?}",
+        "RESULT started={} finished={} warnings={:?} errors={:?} view_added={} \
+         view_after_last_add={view_after} view_trouble={:?}",
         rec.started.len(),
         rec.finished.len(),
         rec.warnings,
-        rec.errors
+        rec.errors,
+        view.added_count("guest0"),
+        view.trouble()
     );
 }
 
@@ -406,6 +421,21 @@ fn after_an_8_s_break_both_guests_are_recorded_again() {
     seconds.sort();
     // The second files hold most of the 12 s after the heal.
     assert!(seconds[2] >= 6, "files of {seconds:?} s");
+    eprintln!("{}", run.result);
+    // The viewer whose pads were linked once saw guest0 go and come back (our side gave it
+    // up and asked again): media again on the same pads.
+    let field = |name: &str| {
+        run.result
+            .split_whitespace()
+            .find_map(|w| w.strip_prefix(name)?.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    assert!(
+        field("view_added=") == 2 && field("view_after_last_add=") >= 60,
+        "{}",
+        run.result
+    );
+    assert!(run.result.contains("view_trouble=[]"), "{}", run.result);
 }
 
 #[test]
@@ -421,6 +451,16 @@ fn a_10_s_server_outage_keeps_the_files_and_admits_a_newcomer() {
     for (_, path) in rec.started.clone() {
         record_some(&path, Duration::from_secs(1));
     }
+    // A viewer of before1 whose pads were linked once: its media goes on through the outage.
+    let view = Linked::start(
+        &format!(
+            "vdoninjasrc name=s room={room} stream-id=before1 {} \
+             s.video_before1 ! queue ! fakesink name=video sync=false async=false",
+            server.props()
+        ),
+        &["video"],
+    );
+    view.wait_added("before1", 1);
 
     server.stop();
     let down = Instant::now();
@@ -442,6 +482,17 @@ fn a_10_s_server_outage_keeps_the_files_and_admits_a_newcomer() {
         rec.started
     );
     eprintln!("newcomer recorded {:?} after the restart", up.elapsed());
+    let (after_down, _) = view.after("video", down);
+    eprintln!(
+        "the linked viewer: {after_down} buffers since the outage began, longest gap {}",
+        view.longest_gap("video")
+    );
+    assert!(
+        after_down >= 300 && view.added_count("before1") == 1,
+        "the linked viewer's media goes on: {}",
+        view.report("video")
+    );
+    assert!(view.trouble().is_empty(), "{:?}", view.trouble());
     // A viewer new to the room sees an old publisher: it seeded again.
     let viewer = TestViewer::start(
         &server,

@@ -6,6 +6,7 @@
 #![allow(dead_code)]
 
 pub mod browser;
+pub mod linked;
 pub mod logring;
 pub mod media;
 pub mod proxy;
