@@ -73,3 +73,15 @@ pub fn peer_failure(
     super::log::post_warning(cat, element, &text);
     Some((peer, e.error().to_string()))
 }
+
+/// Registers the gst-plugins-rs plugins we bundle (once per process): `rtpgccbwe`, Google
+/// Congestion Control, from `gst-plugin-rtp`. Users install nothing more; a system copy of the
+/// same plugin, if any, is used as it is.
+pub fn register_bundled() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        if gst::ElementFactory::find("rtpgccbwe").is_none() {
+            let _ = gstrsrtp::plugin_register_static();
+        }
+    });
+}

@@ -134,6 +134,7 @@ fn set_local(shared: &Arc<Shared>, desc: WebRTCSessionDescription) {
                 && let Some(offer) = offer.as_ref()
             {
                 sdp::mirror_h264_profiles(&mut msg, offer);
+                sdp::mirror_twcc(&mut msg, offer);
             }
         }
         _ => {}

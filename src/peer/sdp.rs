@@ -201,6 +201,43 @@ pub fn mirror_h264_profiles(answer: &mut SDPMessageRef, offer: &SDPMessageRef) {
     }
 }
 
+/// The transport-wide congestion control RTP header extension (draft-holmer-rmcat).
+pub const TWCC_URI: &str =
+    "http://www.ietf.org/id/draft-holmer-rmcat-transport-wide-cc-extensions-01";
+
+/// Takes the offer's transport-wide-cc header extension into our answer, section by section,
+/// under the offer's ID. webrtcbin 1.22 leaves it out of an answer to a remote offer; with it,
+/// our receiving side sends transport-wide feedback and the sender (a browser, our sink) can
+/// fit its rate to the link.
+pub fn mirror_twcc(answer: &mut SDPMessageRef, offer: &SDPMessageRef) {
+    for m in 0..answer.medias_len() {
+        let Some(id) = offer.media(m).and_then(|o| {
+            (0..o.attributes_len()).find_map(|i| {
+                let a = o.attribute(i).filter(|a| a.key() == "extmap")?;
+                let (id, uri) = a.value()?.split_once(' ')?;
+                (uri.trim() == TWCC_URI).then(|| id.split('/').next().unwrap_or(id).to_string())
+            })
+        }) else {
+            continue;
+        };
+        let Some(media) = answer.media_mut(m) else {
+            continue;
+        };
+        if media.port() == 0 {
+            continue;
+        }
+        let has = (0..media.attributes_len()).any(|i| {
+            media
+                .attribute(i)
+                .and_then(|a| a.value())
+                .is_some_and(|v| v.contains(TWCC_URI))
+        });
+        if !has {
+            media.add_attribute("extmap", Some(&format!("{id} {TWCC_URI}")));
+        }
+    }
+}
+
 /// The `a=mid` values, in m-line order (`None` for a section without one).
 pub fn mids(msg: &SDPMessageRef) -> Vec<Option<String>> {
     msg.medias()

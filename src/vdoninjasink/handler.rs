@@ -48,7 +48,12 @@ impl VdoNinjaSink {
             Output::SetRemoteDescription { peer, .. }
             | Output::AddCandidates { peer, .. }
             | Output::SendData { peer, .. } => {
-                if let Some(v) = self.state().viewers.get(&peer) {
+                let cc = self.settings().congestion_control;
+                if let Some(v) = self.state().viewers.get_mut(&peer) {
+                    // The answer says whether the viewer sends transport-wide feedback.
+                    if let Output::SetRemoteDescription { sdp, .. } = &out {
+                        v.link.negotiated(&sdp.sdp, cc);
+                    }
                     v.peer.apply(out);
                 }
             }
@@ -140,6 +145,22 @@ impl VdoNinjaSink {
             },
         };
         let p = Peer::new(opts, inputs).map_err(|e| e.to_string())?;
+        let settings = self.settings().clone();
+        let link = super::congestion::Link::new(
+            settings.bitrate,
+            settings.min_bitrate,
+            settings.max_bitrate,
+        );
+        let gcc = settings.congestion_control == super::congestion::CongestionControl::Gcc;
+        if gcc {
+            super::congestion::gcc::attach(
+                &p.webrtc,
+                settings.bitrate,
+                settings.min_bitrate,
+                settings.max_bitrate,
+                link.gcc.clone(),
+            );
+        }
         let obj = self.obj();
         obj.add(&p.bin).map_err(|e| e.to_string())?;
         let _ = p.bin.sync_state_with_parent();
@@ -147,7 +168,7 @@ impl VdoNinjaSink {
         gst::info!(CAT, imp = self, "viewer {uuid} ({peer}) added");
         self.state()
             .viewers
-            .insert(peer, Viewer::new(p, uuid.clone()));
+            .insert(peer, Viewer::new(p, uuid.clone(), link, gcc));
         obj.emit_by_name::<()>("viewer-added", &[&uuid]);
         log::post_element_message(
             obj.upcast_ref(),
@@ -218,23 +239,17 @@ impl VdoNinjaSink {
         );
     }
 
-    /// Moves the shared video encoder to the lowest viewer request within the bounds.
+    /// Moves the shared video encoder after a viewer's request or a viewer left: the lowest
+    /// request and the links' latest estimates (see `congestion`).
     pub(super) fn update_video_bitrate(&self) {
-        let settings = self.settings().clone();
-        let mut st = self.state();
-        let kbps = settings.effective_video_kbps(st.viewers.values().map(|v| v.video_kbps));
-        if kbps == st.video_kbps {
-            return;
-        }
-        st.video_kbps = kbps;
-        for t in &st.tracks {
-            if let Some(c) = &t.chain
-                && c.codec.is_video()
-                && let Some(enc) = &c.encoder
-            {
-                gst::info!(CAT, imp = self, "video encoder bitrate now {kbps} kbit/s");
-                super::input::set_bitrate(enc, kbps);
-            }
-        }
+        let lowest = {
+            let st = self.state();
+            st.viewers
+                .values()
+                .filter(|v| v.want_video && v.video_kbps != Some(0))
+                .filter_map(|v| v.link.estimate.map(|e| (e, v.uuid.clone())))
+                .min_by_key(|(e, _)| *e)
+        };
+        self.move_encoder(lowest, std::time::Instant::now());
     }
 }

@@ -37,6 +37,7 @@ pub(super) struct Settings {
     pub max_bitrate: u32,
     pub audio_bitrate: u32,
     pub max_viewers: u32,
+    pub congestion_control: super::congestion::CongestionControl,
 }
 
 impl Default for Settings {
@@ -50,6 +51,7 @@ impl Default for Settings {
             max_bitrate: 8000,
             audio_bitrate: 64,
             max_viewers: 0,
+            congestion_control: Default::default(),
         }
     }
 }
@@ -80,6 +82,12 @@ pub(super) struct State {
     pub ice: IceConfig,
     pub video_kbps: u32,
     pub next_pad: u32,
+    /// Moves the shared encoder (see `congestion`).
+    pub rate: super::congestion::rate::RateController,
+    /// Its periodic tick, while running.
+    pub congestion: Option<tokio::task::JoinHandle<()>>,
+    /// The warning that pre-encoded input cannot follow the viewers' links was posted.
+    pub warned_preencoded: bool,
 }
 
 impl State {
@@ -231,6 +239,7 @@ impl VdoNinjaSink {
 
     fn start(&self) -> Result<(), gst::ErrorMessage> {
         crate::common::elements::warm_up_webrtc();
+        crate::common::elements::register_bundled();
         let settings = self.settings().clone();
         let Some(stream_id) = settings.stream_id.clone() else {
             return Err(gst::error_msg!(
@@ -265,6 +274,15 @@ impl VdoNinjaSink {
         let mut st = self.state();
         st.ice = base_ice;
         st.driver = Some(driver);
+        st.rate = super::congestion::rate::RateController::new(
+            settings.bitrate,
+            settings.min_bitrate,
+            settings.max_bitrate,
+        );
+        st.warned_preencoded = false;
+        drop(st);
+        let tick = self.start_congestion_control();
+        self.state().congestion = tick;
         Ok(())
     }
 
@@ -276,6 +294,9 @@ impl VdoNinjaSink {
             .map(|x| x.peer.bin.clone())
             .collect();
         crate::peer::wake_for_goodbye(&bins);
+        if let Some(t) = self.state().congestion.take() {
+            t.abort();
+        }
         let driver = self.state().driver.take();
         if let Some(d) = driver {
             d.stop(Duration::from_secs(3));
@@ -317,6 +338,12 @@ impl VdoNinjaSink {
                             v.video_kbps.map(|k| k as i64).unwrap_or(-1),
                         )
                         .field("age-ms", v.created.elapsed().as_millis() as u64)
+                        .field("congestion-control", v.link.mode.nick())
+                        .field(
+                            "estimated-bitrate",
+                            v.link.estimate.map_or(-1i64, i64::from),
+                        )
+                        .field("loss", v.link.loss_fraction)
                         .build();
                     (v.peer.id.to_string(), s, v.peer.webrtc.clone())
                 })
@@ -344,7 +371,7 @@ impl ObjectImpl for VdoNinjaSink {
                     .build(),
                 glib::ParamSpecUInt::builder("bitrate")
                     .nick("Video bitrate")
-                    .blurb("Target video bitrate in kbit/s when no viewer asks for less")
+                    .blurb("Video bitrate in kbit/s where the encoder starts and rests when every viewer's link carries it and no viewer asks for less (raw input)")
                     .minimum(1)
                     .maximum(100_000)
                     .default_value(2500)
@@ -352,7 +379,7 @@ impl ObjectImpl for VdoNinjaSink {
                     .build(),
                 glib::ParamSpecUInt::builder("min-bitrate")
                     .nick("Minimum video bitrate")
-                    .blurb("Viewers' bitrate requests never push the encoder below this (kbit/s)")
+                    .blurb("Neither the viewers' links nor their bitrate requests push the encoder below this (kbit/s)")
                     .minimum(1)
                     .maximum(100_000)
                     .default_value(300)
@@ -360,12 +387,27 @@ impl ObjectImpl for VdoNinjaSink {
                     .build(),
                 glib::ParamSpecUInt::builder("max-bitrate")
                     .nick("Maximum video bitrate")
-                    .blurb("Viewers' bitrate requests never push the encoder above this (kbit/s)")
+                    .blurb("Neither the viewers' links nor their bitrate requests push the encoder above this (kbit/s)")
                     .minimum(1)
                     .maximum(100_000)
                     .default_value(8000)
                     .mutable_playing()
                     .build(),
+                glib::ParamSpecEnum::builder_with_default(
+                    "congestion-control",
+                    super::congestion::CongestionControl::Gcc,
+                )
+                .nick("Congestion control")
+                .blurb(
+                    "How the shared video encoder follows its viewers' links: gcc (Google \
+                     Congestion Control on each viewer's transport-wide feedback, as browsers; \
+                     viewers that send none are judged by the loss in their receiver reports), \
+                     loss (receiver reports only), disabled (only explicit bitrate requests move \
+                     it). The encoder runs at the lowest viewer's estimate within \
+                     min-bitrate..max-bitrate, bitrate being where it starts and rests",
+                )
+                .mutable_ready()
+                .build(),
                 glib::ParamSpecUInt::builder("audio-bitrate")
                     .nick("Audio bitrate")
                     .blurb("Opus bitrate in kbit/s when raw audio is encoded")
@@ -423,6 +465,7 @@ impl ObjectImpl for VdoNinjaSink {
             "min-bitrate" => s.min_bitrate = value.get().unwrap_or(300),
             "max-bitrate" => s.max_bitrate = value.get().unwrap_or(8000),
             "audio-bitrate" => s.audio_bitrate = value.get().unwrap_or(64),
+            "congestion-control" => s.congestion_control = value.get().unwrap_or_default(),
             "max-viewers" => s.max_viewers = value.get().unwrap_or(0),
             _ => {}
         }
@@ -445,6 +488,7 @@ impl ObjectImpl for VdoNinjaSink {
             "stream-id" => s.stream_id.to_value(),
             "video-codec" => s.video_codec.to_value(),
             "bitrate" => s.bitrate.to_value(),
+            "congestion-control" => s.congestion_control.to_value(),
             "min-bitrate" => s.min_bitrate.to_value(),
             "max-bitrate" => s.max_bitrate.to_value(),
             "audio-bitrate" => s.audio_bitrate.to_value(),

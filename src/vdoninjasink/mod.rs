@@ -4,7 +4,8 @@
 //! encoded stream is shared by every viewer, each served by its own webrtcbin.
 //!
 //! Request pads `video_%u` (raw, H.264, VP8, VP9) and `audio_%u` (raw, Opus); signals and
-//! bus messages `viewer-added`, `viewer-removed`; what viewers send as `vdoninja/chat` and
+//! bus messages `viewer-added`, `viewer-removed`; `vdoninja/bitrate-changed` when the encoder
+//! follows its viewers' links (`congestion-control`, see `congestion`); what viewers send as `vdoninja/chat` and
 //! `vdoninja/data`, and the action signals `send-chat` and `send-data` to answer them
 //! (`crate::common::app`).
 //!
@@ -18,11 +19,13 @@
 //! ```
 //!
 //! Files: `imp` (the GObject subclass), `input` (input chains: encode once, tee), `viewer`
-//! (one viewer's branch), `handler` (what the signaling asks for, on the media thread).
+//! (one viewer's branch), `handler` (what the signaling asks for, on the media thread),
+//! `congestion/` (each viewer's link estimate and the encoder's rate).
 
 use gst::glib;
 use gst::prelude::*;
 
+pub mod congestion;
 mod handler;
 mod imp;
 mod input;

@@ -30,6 +30,10 @@ pub struct Viewer {
     pub video_kbps: Option<u32>,
     pub audio_kbps: Option<u32>,
     pub created: Instant,
+    /// Its link's estimate (see `congestion`).
+    pub link: super::congestion::Link,
+    /// Our payloaders carry transport-wide sequence numbers and our offer the extension.
+    pub twcc: bool,
 }
 
 fn make(factory: &str, name: String) -> Result<gst::Element, String> {
@@ -37,7 +41,7 @@ fn make(factory: &str, name: String) -> Result<gst::Element, String> {
 }
 
 impl Viewer {
-    pub fn new(peer: Peer, uuid: String) -> Self {
+    pub fn new(peer: Peer, uuid: String, link: super::congestion::Link, twcc: bool) -> Self {
         Self {
             peer,
             uuid,
@@ -47,6 +51,8 @@ impl Viewer {
             video_kbps: None,
             audio_kbps: None,
             created: Instant::now(),
+            link,
+            twcc,
         }
     }
 
@@ -73,6 +79,9 @@ impl Viewer {
             Codec::Vp8 | Codec::Vp9 => set_if_present(&pay, "picture-id-mode", "15-bit"),
             _ => {}
         }
+        if self.twcc {
+            super::congestion::gcc::add_twcc_extension(&pay)?;
+        }
         let elements = [&queue, &valve, &pay];
         bin.add_many(elements).map_err(|e| e.to_string())?;
         gst::Element::link_many(elements).map_err(|_| "cannot link a viewer branch")?;
@@ -84,7 +93,7 @@ impl Viewer {
         let trans = wsink.property::<WebRTCRTPTransceiver>("transceiver");
         trans.set_property("direction", WebRTCRTPTransceiverDirection::Sendonly);
         // The offer may be made before any caps reach webrtcbin: say what we will send.
-        trans.set_codec_preferences(Some(&rtp_caps(codec)));
+        trans.set_codec_preferences(Some(&rtp_caps(codec, self.twcc)));
         if trans.find_property("do-nack").is_some() {
             // Retransmission for video (as browsers); the peer turned it on for all.
             trans.set_property("do-nack", codec.is_video());
@@ -151,12 +160,19 @@ impl Viewer {
     }
 }
 
-/// The RTP caps of what a branch sends (the SDP's H.264 fmtp is set when offering, §6.2).
-fn rtp_caps(codec: Codec) -> gst::Caps {
-    let b = gst::Caps::builder("application/x-rtp")
+/// The RTP caps of what a branch sends (the SDP's H.264 fmtp is set when offering, §6.2), with
+/// the transport-wide-cc header extension if `twcc`.
+fn rtp_caps(codec: Codec, twcc: bool) -> gst::Caps {
+    let mut b = gst::Caps::builder("application/x-rtp")
         .field("media", if codec.is_video() { "video" } else { "audio" })
         .field("encoding-name", codec.encoding_name())
         .field("payload", codec.payload_type() as i32);
+    if twcc {
+        b = b.field(
+            format!("extmap-{}", super::congestion::gcc::TWCC_ID),
+            super::congestion::TWCC_URI,
+        );
+    }
     match codec {
         Codec::Opus => b
             .field("clock-rate", 48000i32)

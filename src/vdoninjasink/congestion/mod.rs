@@ -1,0 +1,261 @@
+// SPDX-License-Identifier: MPL-2.0
+
+//! Congestion control of `vdoninjasink`: fits the shared encoder to its viewers' links.
+//!
+//! Owns each viewer's [`Link`] estimate (Google Congestion Control on the viewer's
+//! transport-wide feedback, `gcc`, or the loss in its RTCP receiver reports, `loss`, for viewers
+//! that send no such feedback) and the encoder's rate ([`rate::RateController`]): the lowest
+//! estimate of the viewers that watch video, and any explicit `bitrate` request, within
+//! `min-bitrate`..`max-bitrate`. It runs on the media thread every [`TICK`]; a moved target is
+//! logged and posted as `vdoninja/bitrate-changed`.
+//!
+//! Files: `rate` and `loss` (sans-IO, unit-tested), `gcc` (webrtcbin, rtpgccbwe, statistics).
+
+pub mod gcc;
+pub mod loss;
+pub mod rate;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+use gst::glib;
+use gst::prelude::*;
+use gst::subclass::prelude::*;
+
+use super::imp::{CAT, VdoNinjaSink};
+use crate::common::log;
+
+pub use crate::peer::sdp::TWCC_URI;
+
+/// How often the estimates are read and the encoder moved.
+pub const TICK: Duration = Duration::from_millis(500);
+
+/// How often a loss-judged viewer's reports are turned into an estimate: receiver reports come
+/// every second or few, a shorter window would take "no report yet" for "no loss".
+const LOSS_WINDOW: Duration = Duration::from_secs(2);
+
+/// The `congestion-control` property.
+#[derive(Debug, Eq, PartialEq, Hash, Clone, Copy, Default, glib::Enum)]
+#[repr(u32)]
+#[enum_type(name = "GstVdoNinjaCongestionControl")]
+pub enum CongestionControl {
+    #[default]
+    #[enum_value(
+        name = "Google Congestion Control on transport-wide feedback (loss for viewers without it)",
+        nick = "gcc"
+    )]
+    Gcc,
+    #[enum_value(name = "The loss in the viewers' RTCP receiver reports", nick = "loss")]
+    Loss,
+    #[enum_value(
+        name = "None: the encoder moves only on explicit bitrate requests",
+        nick = "disabled"
+    )]
+    Disabled,
+}
+
+/// How a viewer's link is judged.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LinkMode {
+    /// Not negotiated yet.
+    Pending,
+    Gcc,
+    Loss,
+}
+
+impl LinkMode {
+    pub fn nick(self) -> &'static str {
+        match self {
+            LinkMode::Pending => "pending",
+            LinkMode::Gcc => "gcc",
+            LinkMode::Loss => "loss",
+        }
+    }
+}
+
+/// One viewer's link estimate.
+pub struct Link {
+    pub mode: LinkMode,
+    /// rtpgccbwe's estimate (kbit/s; 0: none yet).
+    pub gcc: Arc<AtomicU32>,
+    pub reports: Arc<gcc::ReportCounters>,
+    window: Option<(Instant, (u64, u64))>,
+    loss: loss::LossEstimator,
+    /// The last estimate (kbit/s) and loss fraction seen.
+    pub estimate: Option<u32>,
+    pub loss_fraction: f64,
+}
+
+impl Link {
+    pub fn new(start: u32, min: u32, max: u32) -> Self {
+        Self {
+            mode: LinkMode::Pending,
+            gcc: Arc::new(AtomicU32::new(0)),
+            reports: Arc::default(),
+            window: None,
+            loss: loss::LossEstimator::new(start, min, max),
+            estimate: None,
+            loss_fraction: 0.0,
+        }
+    }
+
+    /// The viewer's answer is in: transport-wide feedback if it took the extension (and `gcc`
+    /// is asked for), else its receiver reports.
+    pub fn negotiated(&mut self, answer: &str, cc: CongestionControl) {
+        self.mode = match cc {
+            CongestionControl::Gcc if gcc::sdp_has_twcc(answer) => LinkMode::Gcc,
+            CongestionControl::Disabled => LinkMode::Pending,
+            _ => LinkMode::Loss,
+        };
+    }
+
+    /// Reads what came in since the last tick; the current estimate.
+    fn tick(&mut self, webrtc: &gst::Element, now: Instant) -> Option<u32> {
+        match self.mode {
+            LinkMode::Pending => {}
+            LinkMode::Gcc => {
+                let e = self.gcc.load(Ordering::Relaxed);
+                if e > 0 {
+                    self.estimate = Some(e);
+                }
+            }
+            LinkMode::Loss => {
+                let counters = self.reports.get();
+                match self.window {
+                    Some((since, (sent0, lost0))) if now - since >= LOSS_WINDOW => {
+                        let sent = counters.0.saturating_sub(sent0);
+                        let lost = counters.1.saturating_sub(lost0);
+                        if sent > 0 {
+                            self.loss_fraction = lost as f64 / (sent + lost) as f64;
+                            self.estimate = Some(self.loss.on_report(self.loss_fraction));
+                        }
+                        self.window = Some((now, counters));
+                    }
+                    None => self.window = Some((now, counters)),
+                    _ => {}
+                }
+                gcc::poll_reports(webrtc, self.reports.clone());
+            }
+        }
+        self.estimate
+    }
+}
+
+impl VdoNinjaSink {
+    /// Starts the periodic tick (with the signaling); it ends with the element.
+    pub(super) fn start_congestion_control(&self) -> Option<tokio::task::JoinHandle<()>> {
+        if self.settings().congestion_control == CongestionControl::Disabled {
+            return None;
+        }
+        let weak = self.obj().downgrade();
+        Some(crate::runtime::handle().spawn(async move {
+            let mut every = tokio::time::interval(TICK);
+            loop {
+                every.tick().await;
+                let Some(obj) = weak.upgrade() else { return };
+                let w = obj.downgrade();
+                match &obj.imp().state().driver {
+                    Some(d) => d.run(move || {
+                        if let Some(obj) = w.upgrade() {
+                            obj.imp().congestion_tick();
+                        }
+                    }),
+                    None => return,
+                }
+            }
+        }))
+    }
+
+    /// Media thread: reads every viewer's estimate and moves the encoder.
+    fn congestion_tick(&self) {
+        let now = Instant::now();
+        let lowest = {
+            let mut st = self.state();
+            let mut lowest: Option<(u32, String)> = None;
+            for v in st.viewers.values_mut() {
+                let Some(e) = v.link.tick(&v.peer.webrtc, now) else {
+                    continue;
+                };
+                let watches = v.want_video && v.video_kbps != Some(0);
+                if watches && lowest.as_ref().is_none_or(|(l, _)| e < *l) {
+                    lowest = Some((e, v.uuid.clone()));
+                }
+            }
+            lowest
+        };
+        self.move_encoder(lowest, now);
+    }
+
+    /// Moves the shared video encoder: the lowest of the viewers' explicit requests (or
+    /// `bitrate`) and of their links' estimates (`lowest`, with the viewer that sets it),
+    /// through the rate controller.
+    pub(super) fn move_encoder(&self, lowest: Option<(u32, String)>, now: Instant) {
+        let settings = self.settings().clone();
+        let mut st = self.state();
+        let ceiling = settings.effective_video_kbps(st.viewers.values().map(|v| v.video_kbps));
+        let estimate = match settings.congestion_control {
+            CongestionControl::Disabled => None,
+            _ => lowest.as_ref().map(|(e, _)| *e),
+        };
+        st.rate
+            .set_limits(settings.min_bitrate, settings.max_bitrate);
+        let Some(kbps) = st.rate.update(ceiling, estimate, now) else {
+            return;
+        };
+        st.video_kbps = kbps;
+        let mut encoders = 0;
+        for t in &st.tracks {
+            if let Some(c) = &t.chain
+                && c.codec.is_video()
+                && let Some(enc) = &c.encoder
+            {
+                super::input::set_bitrate(enc, kbps);
+                encoders += 1;
+            }
+        }
+        let warn_preencoded = encoders == 0
+            && kbps < ceiling
+            && st.tracks.iter().any(|t| {
+                t.chain
+                    .as_ref()
+                    .is_some_and(|c| c.codec.is_video() && c.encoder.is_none())
+            })
+            && !std::mem::replace(&mut st.warned_preencoded, true);
+        drop(st);
+        let by = lowest
+            .filter(|_| estimate.is_some_and(|e| e < ceiling))
+            .map(|(_, uuid)| uuid)
+            .unwrap_or_default();
+        gst::info!(
+            CAT,
+            imp = self,
+            "video target now {kbps} kbit/s (ceiling {ceiling}, lowest link estimate {estimate:?}{})",
+            if by.is_empty() {
+                String::new()
+            } else {
+                format!(" from viewer {by}")
+            }
+        );
+        let obj = self.obj();
+        log::post_element_message(
+            obj.upcast_ref(),
+            gst::Structure::builder("vdoninja/bitrate-changed")
+                .field("bitrate", kbps)
+                .field("estimate", estimate.map_or(-1i64, i64::from))
+                .field("viewer-id", by)
+                .build(),
+        );
+        if warn_preencoded {
+            log::post_warning(
+                *CAT,
+                obj.upcast_ref(),
+                &format!(
+                    "a viewer's link carries about {kbps} kbit/s, but the video input is already \
+                     encoded and cannot be re-rated: give vdoninjasink raw video (it encodes \
+                     once for every viewer) or encode at a lower bitrate upstream"
+                ),
+            );
+        }
+    }
+}
