@@ -21,6 +21,7 @@ use std::time::{Duration, Instant};
 
 use common::linked::Linked;
 use common::media::*;
+use common::netns::{Netns, add_udp_rule, counters};
 use common::recorder::{Recorder, record_some};
 use gst::prelude::*;
 use gstvdoninja::server::hub::ServerMode;
@@ -91,60 +92,6 @@ fn child_room() {
         view.added_count("guest0"),
         view.trouble()
     );
-}
-
-/// A network namespace of this test's own with `lo` up; deleted (with what runs in it) on drop.
-struct Netns(String);
-
-impl Netns {
-    fn new(what: &str) -> Self {
-        let name = format!("vdn-{what}-{}", std::process::id());
-        run("ip", &["netns", "add", &name]);
-        let ns = Self(name);
-        ns.exec("ip", &["link", "set", "lo", "up"]);
-        ns
-    }
-
-    fn exec(&self, cmd: &str, args: &[&str]) -> String {
-        let mut all = vec!["netns", "exec", &self.0, cmd];
-        all.extend_from_slice(args);
-        run("ip", &all)
-    }
-}
-
-impl Drop for Netns {
-    fn drop(&mut self) {
-        if let Ok(out) = Command::new("ip").args(["netns", "pids", &self.0]).output() {
-            for pid in String::from_utf8_lossy(&out.stdout).split_whitespace() {
-                let _ = Command::new("kill").args(["-9", pid]).status();
-            }
-        }
-        let _ = Command::new("ip").args(["netns", "del", &self.0]).status();
-    }
-}
-
-/// Runs a command that must succeed (root and nftables are what `.ci/run` provides).
-fn run(cmd: &str, args: &[&str]) -> String {
-    let out = Command::new(cmd)
-        .args(args)
-        .output()
-        .unwrap_or_else(|e| panic!("{cmd} {args:?}: {e} (iproute2 and nftables installed?)"));
-    assert!(
-        out.status.success(),
-        "{cmd} {args:?} failed (this test needs root): {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-/// The packet counts of the rules of `table`, in rule order.
-fn counters(ns: &Netns, table: &str) -> Vec<u64> {
-    let listing = ns.exec("nft", &["list", "table", "inet", table]);
-    listing
-        .split("counter packets ")
-        .skip(1)
-        .filter_map(|rest| rest.split_whitespace().next()?.parse().ok())
-        .collect()
 }
 
 /// What [`child_room`] reported and the files it left.
@@ -244,34 +191,6 @@ fn room_with_fault(what: &str, fault: impl FnOnce(&Netns)) -> RoomRun {
         stats,
         _dir: dir,
     }
-}
-
-/// Adds `rule` (after a counting rule) to lo's output hook in `ns`, as table `table`.
-fn add_udp_rule(ns: &Netns, table: &str, rule: &str) {
-    ns.exec("nft", &["add", "table", "inet", table]);
-    ns.exec(
-        "nft",
-        &[
-            "add",
-            "chain",
-            "inet",
-            table,
-            "out",
-            "{ type filter hook output priority 0; }",
-        ],
-    );
-    ns.exec(
-        "nft",
-        &[
-            "add",
-            "rule",
-            "inet",
-            table,
-            "out",
-            "meta l4proto udp counter",
-        ],
-    );
-    ns.exec("nft", &["add", "rule", "inet", table, "out", rule]);
 }
 
 #[test]

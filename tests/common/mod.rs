@@ -9,6 +9,7 @@ pub mod browser;
 pub mod linked;
 pub mod logring;
 pub mod media;
+pub mod netns;
 pub mod proxy;
 pub mod recorder;
 pub mod run;

@@ -3,7 +3,8 @@
 //! Where the shared encoder's bitrate goes (sans-IO): the lowest of what the viewers' links
 //! carry and what they ask for, within `min-bitrate`..`max-bitrate`. A cut is made at once (a
 //! link that is full loses packets now); a raise that follows a link estimate waits
-//! [`RAISE_EVERY`] after the last one and is at most [`RAISE_STEP`] of the current rate (an estimate that overshoots costs a burst of
+//! [`RAISE_EVERY`] after the last one and is at most [`RAISE_STEP`] of the current rate, and
+//! [`SLOW_STEP`] near the rate at which the link last broke (an estimate that overshoots costs a burst of
 //! loss for everyone on the encoder); a change under [`DEADBAND`] is not made at all (each
 //! encoder reconfiguration costs a little quality, and estimates wobble), but for the last step
 //! back to the resting rate (`bitrate`).
@@ -11,9 +12,18 @@
 use std::time::{Duration, Instant};
 
 /// At most one raise this often.
-pub const RAISE_EVERY: Duration = Duration::from_secs(1);
-/// A raise is at most this fraction of the current rate.
-pub const RAISE_STEP: f64 = 0.15;
+pub const RAISE_EVERY: Duration = Duration::from_millis(950);
+/// A raise is at most this fraction of the current rate...
+pub const RAISE_STEP: f64 = 0.25;
+/// ...and this much near the rate at which the link last broke ([`NEAR`] of it or more), where
+/// it probes slowly (TCP's congestion avoidance, on the memory of the last cut).
+pub const SLOW_STEP: f64 = 0.05;
+pub const NEAR: f64 = 0.5;
+/// The rate at which the link broke is forgotten this long after the cut (a freed link is then
+/// probed fast again).
+pub const FORGET_AFTER: Duration = Duration::from_secs(20);
+/// Link cuts this close to the first one belong to the same congestion event.
+pub const SAME_EVENT: Duration = Duration::from_secs(3);
 /// Changes smaller than this fraction of the current rate are ignored.
 pub const DEADBAND: f64 = 0.05;
 
@@ -24,6 +34,11 @@ pub struct RateController {
     max: u32,
     current: u32,
     last_raise: Option<Instant>,
+    /// The current rate was set by a link estimate (a cut, or a raise that followed one), not by
+    /// a request or the bounds.
+    held_by_link: bool,
+    /// The rate the link last broke at (what we sent before a link cut), and when.
+    broke_at: Option<(u32, Instant)>,
 }
 
 impl Default for RateController {
@@ -40,6 +55,8 @@ impl RateController {
             max,
             current: start,
             last_raise: None,
+            held_by_link: false,
+            broke_at: None,
         };
         c.current = c.clamp(start);
         c
@@ -74,11 +91,27 @@ impl RateController {
         if target == self.current || (diff < DEADBAND * current && target != resting) {
             return None;
         }
-        // A cut is made at once; so is a raise to the ceiling that a link estimate does not
-        // hold back (no estimate, or one at or above the ceiling: a request lifted, a new
-        // `bitrate`). A raise that follows a link estimate goes in steps.
-        if target < self.current || estimate.is_none_or(|e| e >= ceiling) {
+        // A cut is made at once. A raise goes in steps while a link estimate held the rate
+        // down (an estimate above what we send proves nothing: GCC's grows past the link's
+        // capacity while the encoder sends less); a raise after a request was lifted or the
+        // bounds moved goes at once, up to the estimate.
+        let by_link = estimate.is_some_and(|e| e < ceiling);
+        if target < self.current {
+            // One congestion event cuts several times in a row (GCC's estimate falls over a
+            // second or two): the rate it broke at is the one before the first cut.
+            let same_event = self
+                .broke_at
+                .is_some_and(|(_, when)| now.saturating_duration_since(when) < SAME_EVENT);
+            if by_link && !same_event {
+                self.broke_at = Some((self.current, now));
+            }
             self.current = target;
+            self.held_by_link = by_link;
+            return Some(target);
+        }
+        if !self.held_by_link {
+            self.current = target;
+            self.held_by_link = by_link;
             return Some(target);
         }
         if self
@@ -87,10 +120,19 @@ impl RateController {
         {
             return None;
         }
-        let step = ((current * RAISE_STEP) as u32).max(1);
+        let broke = self
+            .broke_at
+            .filter(|(at, when)| {
+                *at > self.current && now.saturating_duration_since(*when) < FORGET_AFTER
+            })
+            .map(|(at, _)| at);
+        self.broke_at = broke.zip(self.broke_at.map(|(_, w)| w));
+        let near = broke.is_some_and(|b| current >= NEAR * f64::from(b));
+        let step = ((current * if near { SLOW_STEP } else { RAISE_STEP }) as u32).max(1);
         let next = target.min(self.current.saturating_add(step));
         self.current = next;
         self.last_raise = Some(now);
+        self.held_by_link = next < resting;
         Some(next)
     }
 }
@@ -102,33 +144,71 @@ mod tests {
     #[test]
     fn cuts_at_once_and_raises_in_steps() {
         let t = Instant::now();
+        let s = |n: u64| t + Duration::from_secs(n);
         let mut c = RateController::new(2500, 300, 8000);
-        assert_eq!(c.update(2500, Some(800), t), Some(800));
-        // The link's estimate climbs back: 15 % a second at most.
-        assert_eq!(c.update(2500, Some(2400), t), Some(920));
+        // The link breaks at 2,500: cut at once to what it carries.
+        assert_eq!(c.update(2500, Some(600), t), Some(600));
+        // Its estimate then runs far ahead (GCC's does while we send less): at most one raise a
+        // second, 25 % below half the 2,500 it broke at, 5 % above.
+        assert_eq!(c.update(2500, Some(9000), t), Some(750));
         assert_eq!(
-            c.update(2500, Some(2400), t + Duration::from_millis(500)),
+            c.update(2500, Some(9000), t + Duration::from_millis(500)),
             None
         );
-        assert_eq!(
-            c.update(2500, Some(2400), t + Duration::from_secs(1)),
-            Some(1058)
-        );
-        let mut at = t + Duration::from_secs(1);
-        let mut n = 0;
-        while c.current() < 2400 && n < 20 {
-            at += Duration::from_secs(1);
-            c.update(2500, Some(2400), at);
-            n += 1;
+        let mut seen = vec![600, 750];
+        for n in 1..18 {
+            if let Some(k) = c.update(2500, Some(9000), s(n)) {
+                seen.push(k);
+            }
         }
-        assert!(c.current() >= 2300, "{}", c.current());
-        assert!(n <= 7, "{n} raises from 1058 to 2400");
-        // An estimate over the ceiling (the link carries more): home at once.
-        assert_eq!(c.update(2500, Some(3000), at), Some(2500));
+        for w in seen.windows(2) {
+            let limit = if f64::from(w[0]) >= NEAR * 2500.0 {
+                1.05
+            } else {
+                1.25
+            };
+            assert!(f64::from(w[1]) <= f64::from(w[0]) * limit + 1.0, "{seen:?}");
+        }
+        assert_eq!(
+            c.current(),
+            2500,
+            "home after {} raises: {seen:?}",
+            seen.len() - 1
+        );
+        assert!(
+            seen.iter()
+                .filter(|k| f64::from(**k) >= NEAR * 2500.0)
+                .count()
+                >= 3,
+            "{seen:?}"
+        );
         // A cut is never delayed by a recent raise.
-        assert_eq!(c.update(2500, Some(600), at), Some(600));
-        // A lifted request with no estimate to hold it back: at once too.
-        assert_eq!(c.update(2500, None, at), Some(2500));
+        assert_eq!(c.update(2500, Some(600), s(18)), Some(600));
+        // The memory of the break goes after 20 s: 25 % steps all the way.
+        assert_eq!(c.update(2500, Some(9000), s(40)), Some(750));
+        let mut k = 750;
+        for n in 41..60 {
+            if let Some(next) = c.update(2500, Some(9000), s(n)) {
+                assert!(f64::from(next) <= f64::from(k) * 1.25 + 1.0);
+                assert!(
+                    next == 2500 || f64::from(next) >= f64::from(k) * 1.24,
+                    "{k} -> {next}"
+                );
+                k = next;
+            }
+        }
+    }
+
+    #[test]
+    fn a_lifted_request_is_honoured_at_once() {
+        let t = Instant::now();
+        let mut c = RateController::new(2000, 200, 4000);
+        // A viewer asks for 500 (the link carries 5,000), then lifts its request.
+        assert_eq!(c.update(500, Some(5000), t), Some(500));
+        assert_eq!(c.update(2000, Some(5000), t), Some(2000));
+        // The same with no estimate at all.
+        assert_eq!(c.update(500, None, t), Some(500));
+        assert_eq!(c.update(2000, None, t), Some(2000));
     }
 
     #[test]
