@@ -6,7 +6,8 @@
 //! The publisher runs as its own `gst-launch-1.0` process so that its CPU time is its own;
 //! the viewers (webrtcbin + the protocol core, decoding) run in this process.
 //!
-//! `cargo build --release --lib && cargo run --release --example sink_bench [-- --ten]`
+//! `cargo build --release --lib && cargo run --release --example sink_bench [-- --ten]
+//! [--congestion-control gcc|loss|disabled]`
 
 use clap::Parser;
 use std::process::{Child, Command};
@@ -24,7 +25,7 @@ mod procstat;
 use media::{Server, TestViewer, ViewerOptions, wait_until};
 use procstat::cpu_seconds;
 
-fn publisher(server: &Server) -> Publisher {
+fn publisher(server: &Server, cc: &str) -> Publisher {
     let plugin_dir = std::env::current_exe()
         .ok()
         .and_then(|p| p.parent().and_then(|d| d.parent()).map(|d| d.to_path_buf()))
@@ -35,7 +36,7 @@ fn publisher(server: &Server) -> Publisher {
     );
     let desc = format!(
         "videotestsrc is-live=true pattern=ball ! video/x-raw,width=1280,height=720,framerate=30/1 ! \
-         vdoninjasink name=s stream-id=bench {} \
+         vdoninjasink name=s stream-id=bench congestion-control={cc} {} \
          audiotestsrc is-live=true ! audio/x-raw,rate=48000,channels=2 ! s.",
         server.props()
     );
@@ -93,6 +94,9 @@ struct Args {
     /// Also measure 30 viewers (their 30 decoders run in this process, on the same cores).
     #[arg(long)]
     thirty: bool,
+    /// The sink's congestion-control (gcc, loss, disabled): its cost per viewer.
+    #[arg(long, default_value = "gcc")]
+    congestion_control: String,
 }
 
 fn main() {
@@ -112,14 +116,17 @@ fn main() {
         let _ = gst::ElementFactory::make(f).build();
     }
     let server = Server::start(ServerMode::Official);
-    let child = publisher(&server);
+    let child = publisher(&server, &args.congestion_control);
     // Let the publisher start and settle.
     std::thread::sleep(Duration::from_secs(2));
     let pid = child.id();
     let idle0 = cpu_seconds(pid);
     std::thread::sleep(Duration::from_secs(5));
     let idle = (cpu_seconds(pid) - idle0) / 5.0 * 100.0;
-    println!("publisher 1280x720@30 H.264 + Opus, no viewer: {idle:.1} % of one core");
+    println!(
+        "publisher 1280x720@30 H.264 + Opus, congestion-control={}, no viewer: {idle:.1} % of one core",
+        args.congestion_control
+    );
     let mut rounds = vec![1, 3];
     if args.ten {
         rounds.push(10);

@@ -491,6 +491,179 @@ fn webapp_views_vdoninjasink() {
     assert!(errors.is_empty(), "{errors:?}");
 }
 
+/// What `browser-view.sh` had counted `secs` seconds after it started (its lines every 2 s:
+/// `t=…s … framesDecoded=N … freezeS=X`): pictures decoded, seconds frozen.
+fn browser_view_at(log: &str, secs: u64) -> (u64, f64) {
+    let field = |line: &str, key: &str| -> Option<String> {
+        line.split_whitespace()
+            .find_map(|w| w.strip_prefix(key))
+            .map(|v| v.trim_end_matches('s').to_string())
+    };
+    log.lines()
+        .filter_map(|l| {
+            let t: u64 = field(l, "t=")?.parse().ok()?;
+            let frames: u64 = field(l, "framesDecoded=")?.parse().ok()?;
+            let frozen: f64 = field(l, "freezeS=")?.parse().ok()?;
+            (t <= secs).then_some((frames, frozen))
+        })
+        .next_back()
+        .unwrap_or((0, 0.0))
+}
+
+/// The web app starts viewing `stream` (for `secs` seconds at most).
+fn webapp_view(h: &Harness, name: &str, stream: &str, secs: u64) -> Proc {
+    h.spawn(
+        name,
+        "browser-view.sh",
+        &[
+            &format!("view={stream}&password={PASSWORD}"),
+            &secs.to_string(),
+            "1000000",
+        ],
+        &[],
+    )
+}
+
+/// Waits until the viewer's log has reached `secs` seconds; what it had counted then.
+fn watched_for(viewer: &Proc, secs: u64) -> (u64, f64) {
+    let reached = wait_until(Duration::from_secs(secs + 60), || {
+        viewer.log().lines().any(|l| {
+            l.split_whitespace()
+                .find_map(|w| w.strip_prefix("t="))
+                .and_then(|t| t.trim_end_matches('s').parse::<u64>().ok())
+                .is_some_and(|t| t >= secs)
+        })
+    });
+    assert!(
+        reached,
+        "the web app viewed for {secs} s:\n{}",
+        viewer.log()
+    );
+    browser_view_at(&viewer.log(), secs)
+}
+
+/// Frees the harness's UDP again when dropped (a failing test must not leave it policed).
+struct Policed;
+
+impl Drop for Policed {
+    fn drop(&mut self) {
+        set_udp_limit(0);
+    }
+}
+
+/// All UDP of the harness's namespace through a token bucket of `kbits` kbit/s (the test runs
+/// inside the namespace) until the guard is dropped.
+fn police_udp(kbits: u32) -> Policed {
+    set_udp_limit(kbits);
+    Policed
+}
+
+/// The limit itself (0: none).
+fn set_udp_limit(kbits: u32) {
+    let nft = |args: &[&str]| {
+        Command::new("nft")
+            .args(args)
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+    };
+    let _ = nft(&["delete", "table", "inet", "rpnarrow"]);
+    if kbits == 0 {
+        return;
+    }
+    let bytes = kbits / 8;
+    assert!(
+        nft(&["add", "table", "inet", "rpnarrow"]),
+        "nft (root) works"
+    );
+    assert!(nft(&[
+        "add",
+        "chain",
+        "inet",
+        "rpnarrow",
+        "out",
+        "{ type filter hook output priority 0; }"
+    ]));
+    assert!(nft(&[
+        "add",
+        "rule",
+        "inet",
+        "rpnarrow",
+        "out",
+        &format!(
+            "meta l4proto udp limit rate over {bytes} kbytes/second burst {} kbytes drop",
+            bytes / 4
+        ),
+    ]));
+}
+
+/// The web app views `vdoninjasink` (640x360 snow, default bitrate) through a 1,000 kbit/s
+/// policer, and a web-app publisher through the same policer for comparison (one at a time).
+#[test]
+#[ignore = "needs ../shared/realpeers: scripts/realpeers.sh"]
+fn webapp_views_vdoninjasink_through_a_narrow_link() {
+    const SECS: u64 = 40;
+    let h = Harness::start(8462);
+    let policed = police_udp(1000);
+    // The reference: the web app's own publisher, with the browser's congestion control.
+    let base_pub = h.spawn(
+        "browser-base",
+        "browser-publish.sh",
+        &[&format!("push=rpbase&password={PASSWORD}"), "120"],
+        &[],
+    );
+    let base_view = webapp_view(&h, "view-base", "rpbase", SECS + 5);
+    let (base_frames, base_frozen) = watched_for(&base_view, SECS);
+    drop(base_view);
+    drop(base_pub);
+    // Ours, watched as long, then the link is freed while the viewer goes on.
+    let publisher = launch(&format!(
+        "videotestsrc is-live=true pattern=snow ! video/x-raw,width=640,height=360,framerate=30/1 ! \
+         vdoninjasink name=s stream-id=rpnarrow password={PASSWORD} {} \
+         audiotestsrc is-live=true ! audio/x-raw,rate=48000,channels=2 ! s.",
+        h.props()
+    ));
+    publisher.set_state(gst::State::Playing).expect("plays");
+    let sink = publisher.by_name("s").expect("sink");
+    let target = |s: &gst::Element| {
+        s.property::<gst::Structure>("stats")
+            .get::<u32>("video-bitrate")
+            .unwrap_or(0)
+    };
+    let view = webapp_view(&h, "view-ours", "rpnarrow", SECS + 30);
+    let (frames, frozen) = watched_for(&view, SECS);
+    let under = target(&sink);
+    drop(policed);
+    let freed = Instant::now();
+    let back = wait_until(Duration::from_secs(15), || target(&sink) >= 2500);
+    let back_after = freed.elapsed();
+    let log = view.log();
+    drop(view);
+    let errors = bus_errors(&publisher);
+    let _ = publisher.set_state(gst::State::Null);
+    eprintln!(
+        "the web app through 1,000 kbit/s, first {SECS} s: from its own publisher {base_frames} \
+         pictures, frozen {base_frozen:.1} s; from vdoninjasink {frames} pictures, frozen \
+         {frozen:.1} s (encoder then at {under} kbit/s); freed: at 2,500 kbit/s again after \
+         {back_after:?}"
+    );
+    assert!(base_frames > 0, "the reference decodes");
+    assert!(
+        frames as f64 >= 0.8 * base_frames as f64,
+        "{frames} pictures against the web app's {base_frames}:\n{log}"
+    );
+    assert!(
+        frozen <= 0.1 * SECS as f64,
+        "frozen {frozen:.1} s of {SECS}"
+    );
+    assert!(
+        back,
+        "back at bitrate within 15 s: {} kbit/s",
+        target(&sink)
+    );
+    assert!(errors.is_empty(), "{errors:?}");
+}
+
 #[test]
 #[ignore = "needs ../shared/realpeers: scripts/realpeers.sh"]
 fn publish_py_to_vdoninjasrc() {

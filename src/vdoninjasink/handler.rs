@@ -159,6 +159,7 @@ impl VdoNinjaSink {
                 settings.min_bitrate,
                 settings.max_bitrate,
                 link.gcc.clone(),
+                self.tick_soon(),
             );
         }
         let obj = self.obj();

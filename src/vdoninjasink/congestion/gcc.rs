@@ -23,17 +23,31 @@ fn bps(kbps: u32) -> u32 {
 }
 
 /// Puts `rtpgccbwe` on `webrtc`'s send path (its `request-aux-sender`, before the first
-/// negotiation). Its estimate, in kbit/s, is kept in `estimate` (0 until it has one).
-pub fn attach(webrtc: &gst::Element, start: u32, min: u32, max: u32, estimate: Arc<AtomicU32>) {
+/// negotiation). Its estimate, in kbit/s, is kept in `estimate` (0 until it has one); a fall of
+/// more than a tenth calls `on_fall` at once (from a streaming thread: it must only queue work),
+/// so that a link that fills is relieved without waiting for the next tick.
+pub fn attach(
+    webrtc: &gst::Element,
+    start: u32,
+    min: u32,
+    max: u32,
+    estimate: Arc<AtomicU32>,
+    on_fall: impl Fn() + Send + Sync + 'static,
+) {
+    let on_fall = Arc::new(on_fall);
     webrtc.connect("request-aux-sender", false, move |_| {
         let bwe = gst::ElementFactory::make("rtpgccbwe").build().ok()?;
         bwe.set_property("min-bitrate", bps(min.min(max)));
         bwe.set_property("max-bitrate", bps(max));
         bwe.set_property("estimated-bitrate", bps(start));
         let estimate = estimate.clone();
+        let on_fall = on_fall.clone();
         bwe.connect_notify(Some("estimated-bitrate"), move |e, _| {
-            let b = e.property::<u32>("estimated-bitrate");
-            estimate.store(b / 1000, Ordering::Relaxed);
+            let kbps = e.property::<u32>("estimated-bitrate") / 1000;
+            let before = estimate.swap(kbps, Ordering::Relaxed);
+            if u64::from(kbps) * 10 < u64::from(before) * 9 {
+                on_fall();
+            }
         });
         Some(bwe.to_value())
     });

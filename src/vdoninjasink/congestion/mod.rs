@@ -167,6 +167,23 @@ impl VdoNinjaSink {
         }))
     }
 
+    /// What a viewer's estimator calls when its estimate falls: a tick at once, on the media
+    /// thread.
+    pub(super) fn tick_soon(&self) -> impl Fn() + Send + Sync + 'static {
+        let weak = self.obj().downgrade();
+        let runner = self.state().driver.as_ref().and_then(|d| d.runner());
+        move || {
+            let w = weak.clone();
+            if let Some(r) = &runner {
+                r.run(move || {
+                    if let Some(obj) = w.upgrade() {
+                        obj.imp().congestion_tick();
+                    }
+                });
+            }
+        }
+    }
+
     /// Media thread: reads every viewer's estimate and moves the encoder.
     fn congestion_tick(&self) {
         let now = Instant::now();
