@@ -197,7 +197,9 @@ fn an_unnamed_guest_gone_past_rejoin_grace_ends_its_pads() {
     let server = Server::start(ServerMode::Official);
     let stay = publisher(&server, "stay", "room=grace", (320, 240));
     let leaver = publisher(&server, "leaver", "room=grace", (320, 240));
-    let s = SrcHarness::start(&format!("room=grace rejoin-grace=2 {}", server.props()));
+    // 6 s: the pads are released before the leaver's webrtcbin is torn down and
+    // `stream-removed` is posted, which took over 2 s once on a loaded machine.
+    let s = SrcHarness::start(&format!("room=grace rejoin-grace=6 {}", server.props()));
     assert!(
         s.wait_frames(&["video_leaver", "video_stay"], 10),
         "frames {:?}",
@@ -235,7 +237,7 @@ fn an_unnamed_guest_gone_past_rejoin_grace_ends_its_pads() {
     let waited = gone.elapsed();
     assert!(eos.load(Ordering::SeqCst), "an EOS ended the branch");
     assert!(
-        waited >= Duration::from_millis(1500),
+        waited >= Duration::from_secs(3),
         "removed after {waited:?}, before the grace"
     );
     let stay_frames = s.frames("video_stay");

@@ -9,7 +9,8 @@
 //! (a pad of that peer's bin). When the connection goes, the target is cleared and the pad
 //! stays, carrying nothing; when a connection for the same stream ID brings a track of the same
 //! kind, it becomes the new target. What downstream sees is one stream: the new connection's
-//! `stream-start` is swallowed (unless an encoded pad changes codec: then it is a new stream),
+//! `stream-start` is replaced by the first one's (unless an encoded pad changes codec: then it
+//! is a new stream),
 //! its caps event says where the format changed, its segment starts at 0 with buffers in
 //! running time, as the first one did (webrtcbin stamps with the pipeline's running time), so
 //! running time stays monotonic. An encoded video pad starts again at a key frame.
@@ -45,7 +46,7 @@ pub(crate) struct LastingPad {
     pub keep: bool,
     /// Drop what comes before the next key frame (set at each return; encoded video only).
     await_key: Arc<AtomicBool>,
-    /// Swallow the next `stream-start` (set at each return).
+    /// Give the next `stream-start` the first connection's stream ID (set at each return).
     same_stream: Arc<AtomicBool>,
 }
 
@@ -227,15 +228,23 @@ impl VdoNinjaSrc {
     }
 }
 
-/// What keeps a returning connection one stream for downstream: its `stream-start` is
-/// swallowed, and encoded video waits for a key frame.
+/// What keeps a returning connection one stream for downstream: its `stream-start` is replaced
+/// by the first connection's (same stream ID: downstream sees the same stream go on), and
+/// encoded video waits for a key frame. (Buffers are dropped by returning `Handled`: the binding
+/// then releases them; `Drop` makes GStreamer 1.22 unref a null pointer.)
 fn guard(pad: &gst::GhostPad, await_key: Arc<AtomicBool>, same_stream: Arc<AtomicBool>) {
+    let first_start: std::sync::Mutex<Option<gst::Event>> = std::sync::Mutex::new(None);
     pad.add_probe(gst::PadProbeType::EVENT_DOWNSTREAM, move |_, info| {
-        if let Some(gst::PadProbeData::Event(e)) = &info.data
-            && e.type_() == gst::EventType::StreamStart
-            && same_stream.swap(false, Ordering::SeqCst)
-        {
-            return gst::PadProbeReturn::Drop;
+        let Some(gst::PadProbeData::Event(e)) = &mut info.data else {
+            return gst::PadProbeReturn::Ok;
+        };
+        if e.type_() != gst::EventType::StreamStart {
+            return gst::PadProbeReturn::Ok;
+        }
+        let mut first = crate::common::lock(&first_start);
+        match first.as_ref() {
+            Some(f) if same_stream.swap(false, Ordering::SeqCst) => *e = f.clone(),
+            _ => *first = Some(e.clone()),
         }
         gst::PadProbeReturn::Ok
     });
@@ -255,7 +264,7 @@ fn guard(pad: &gst::GhostPad, await_key: Arc<AtomicBool>, same_stream: Arc<Atomi
             .contains(gst::BufferFlags::DELTA_UNIT);
             if delta {
                 gst::log!(CAT, obj = pad, "waiting for a key frame");
-                return gst::PadProbeReturn::Drop;
+                return gst::PadProbeReturn::Handled;
             }
             await_key.store(false, Ordering::Relaxed);
             gst::PadProbeReturn::Ok

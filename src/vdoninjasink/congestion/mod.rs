@@ -168,14 +168,15 @@ impl VdoNinjaSink {
     }
 
     /// What a viewer's estimator calls when its estimate falls: a tick at once, on the media
-    /// thread.
+    /// thread. (It holds no handle to the media thread's queue: the estimator lives as long as
+    /// its webrtcbin, and a queue handle there kept each stopped sink's media thread waiting.)
     pub(super) fn tick_soon(&self) -> impl Fn() + Send + Sync + 'static {
         let weak = self.obj().downgrade();
-        let runner = self.state().driver.as_ref().and_then(|d| d.runner());
         move || {
+            let Some(obj) = weak.upgrade() else { return };
             let w = weak.clone();
-            if let Some(r) = &runner {
-                r.run(move || {
+            if let Some(d) = &obj.imp().state().driver {
+                d.run(move || {
                     if let Some(obj) = w.upgrade() {
                         obj.imp().congestion_tick();
                     }
