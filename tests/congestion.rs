@@ -12,15 +12,14 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader, Write};
+use std::io::Write;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
-use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use common::linked::Linked;
 use common::media::*;
-use common::netns::{Netns, add_udp_rule, counters};
+use common::netns::{Netns, add_udp_rule, child_in, counters};
 use gst::prelude::*;
 use gstvdoninja::server::hub::ServerMode;
 
@@ -171,23 +170,7 @@ impl Second {
 fn narrow_run(what: &str, schedule: &[(u32, Duration)]) -> Vec<Second> {
     let ns = Netns::new(what);
     let dir = tempfile::tempdir().expect("tempdir");
-    let exe = std::env::current_exe().expect("test binary");
-    let mut child = Command::new("ip")
-        .args(["netns", "exec", &ns.0])
-        .arg(exe)
-        .args(["child_narrow", "--exact", "--ignored", "--nocapture"])
-        .env(CHILD, dir.path())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("the child starts in the namespace");
-    let (tx, lines) = mpsc::channel::<String>();
-    let out = child.stdout.take().expect("stdout");
-    std::thread::spawn(move || {
-        for line in BufReader::new(out).lines().map_while(Result::ok) {
-            let _ = tx.send(line);
-        }
-    });
+    let (mut child, lines) = child_in(&ns, "child_narrow", CHILD, dir.path());
     let mut log = Vec::new();
     let deadline = Instant::now() + Duration::from_secs(60);
     let mut ready = false;

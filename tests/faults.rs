@@ -13,15 +13,13 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use common::linked::Linked;
 use common::media::*;
-use common::netns::{Netns, add_udp_rule, counters};
+use common::netns::{Netns, add_udp_rule, child_in, counters};
 use common::recorder::{Recorder, record_some};
 use gst::prelude::*;
 use gstvdoninja::server::hub::ServerMode;
@@ -130,28 +128,7 @@ impl RoomRun {
 fn room_with_fault(what: &str, fault: impl FnOnce(&Netns)) -> RoomRun {
     let ns = Netns::new(what);
     let dir = tempfile::tempdir().expect("tempdir");
-    let exe = std::env::current_exe().expect("test binary");
-    let mut child = Command::new("ip")
-        .args(["netns", "exec", &ns.0])
-        .arg(exe)
-        .args(["child_room", "--exact", "--ignored", "--nocapture"])
-        .env(CHILD, dir.path())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("the room starts in the namespace");
-    let (tx, lines) = mpsc::channel::<String>();
-    for out in [
-        Box::new(child.stdout.take().expect("stdout")) as Box<dyn std::io::Read + Send>,
-        Box::new(child.stderr.take().expect("stderr")),
-    ] {
-        let tx = tx.clone();
-        std::thread::spawn(move || {
-            for line in BufReader::new(out).lines().map_while(Result::ok) {
-                let _ = tx.send(line);
-            }
-        });
-    }
+    let (mut child, lines) = child_in(&ns, "child_room", CHILD, dir.path());
     let mut log = Vec::new();
     let mut wait_line = |prefix: &str, limit: Duration| -> Option<String> {
         let deadline = Instant::now() + limit;

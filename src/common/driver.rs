@@ -148,3 +148,34 @@ impl Driver {
         }
     }
 }
+
+/// Runs `f` on `obj`'s media thread every `period`, from the shared runtime, as long as `obj`
+/// lives and `runner_of` gives its media thread (its driver runs); the task ends then by itself.
+pub fn every<E>(
+    obj: &E,
+    period: Duration,
+    runner_of: impl Fn(&E) -> Option<Runner> + Send + 'static,
+    f: impl Fn(&E) + Send + Sync + Clone + 'static,
+) -> tokio::task::JoinHandle<()>
+where
+    E: gst::glib::object::ObjectType + Send + Sync,
+{
+    use gst::glib::object::ObjectExt;
+    let weak = obj.downgrade();
+    crate::runtime::handle().spawn(async move {
+        let mut every = tokio::time::interval(period);
+        loop {
+            every.tick().await;
+            let Some(obj) = weak.upgrade() else { return };
+            let Some(runner) = runner_of(&obj) else {
+                return;
+            };
+            let (w, f) = (obj.downgrade(), f.clone());
+            runner.run(move || {
+                if let Some(obj) = w.upgrade() {
+                    f(&obj);
+                }
+            });
+        }
+    })
+}

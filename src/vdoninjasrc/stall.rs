@@ -22,23 +22,12 @@ const CHECK_EVERY: Duration = Duration::from_millis(200);
 impl VdoNinjaSrc {
     /// Starts the watchdog (while the room stream exists); it ends with the element.
     pub(super) fn watch_room_stream(&self) -> tokio::task::JoinHandle<()> {
-        let weak = self.obj().downgrade();
-        crate::runtime::handle().spawn(async move {
-            let mut every = tokio::time::interval(CHECK_EVERY);
-            loop {
-                every.tick().await;
-                let Some(obj) = weak.upgrade() else { return };
-                let w = obj.downgrade();
-                match &obj.imp().state().driver {
-                    Some(d) => d.run(move || {
-                        if let Some(obj) = w.upgrade() {
-                            obj.imp().take_out_stalled_tracks();
-                        }
-                    }),
-                    None => return,
-                }
-            }
-        })
+        crate::common::driver::every(
+            &*self.obj(),
+            CHECK_EVERY,
+            |obj: &super::VdoNinjaSrc| obj.imp().state().driver.as_ref().and_then(|d| d.runner()),
+            |obj: &super::VdoNinjaSrc| obj.imp().take_out_stalled_tracks(),
+        )
     }
 
     /// Media thread: ends every stalled TS track and waits for its media to come back.

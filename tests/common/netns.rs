@@ -4,7 +4,10 @@
 //! `lo` to drop, police or count UDP: the network faults of the fault and congestion tests.
 //! Needs root, iproute2 and nftables (`.ci/run` runs as root; `scripts/setup.sh` installs them).
 
-use std::process::Command;
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
 
 /// A network namespace of this test's own with `lo` up; deleted (with what runs in it) on drop.
 pub struct Netns(pub String);
@@ -86,4 +89,32 @@ pub fn add_udp_rule(ns: &Netns, table: &str, rule: &str) {
         ],
     );
     ns.exec("nft", &["add", "rule", "inet", table, "out", rule]);
+}
+
+/// Runs the ignored test `test` of this test binary as a child process inside `ns`, with `key`
+/// set to `dir` in its environment; its output (stdout and stderr) comes line by line.
+pub fn child_in(ns: &Netns, test: &str, key: &str, dir: &Path) -> (Child, mpsc::Receiver<String>) {
+    let exe = std::env::current_exe().expect("test binary");
+    let mut child = Command::new("ip")
+        .args(["netns", "exec", &ns.0])
+        .arg(exe)
+        .args([test, "--exact", "--ignored", "--nocapture"])
+        .env(key, dir)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the child starts in the namespace");
+    let (tx, lines) = mpsc::channel::<String>();
+    for out in [
+        Box::new(child.stdout.take().expect("stdout")) as Box<dyn std::io::Read + Send>,
+        Box::new(child.stderr.take().expect("stderr")),
+    ] {
+        let tx = tx.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(out).lines().map_while(Result::ok) {
+                let _ = tx.send(line);
+            }
+        });
+    }
+    (child, lines)
 }

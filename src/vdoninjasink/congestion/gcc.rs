@@ -95,11 +95,14 @@ pub fn poll_reports(webrtc: &gst::Element, into: Arc<ReportCounters>) {
             let Ok(s) = value.get::<gst::Structure>() else {
                 continue;
             };
-            let name = s.name().as_str();
-            if name == "outbound-rtp" {
-                sent += s.get::<u64>("packets-sent").unwrap_or(0);
-            } else if name == "remote-inbound-rtp" {
-                lost += s.get::<i64>("packets-lost").unwrap_or(0).max(0) as u64;
+            // The counters' integer types vary between webrtcbin's structures: read any number.
+            let count = |field: &str| {
+                crate::peer::stats::number(&s, field).map_or(0, |n| n.max(0.0) as u64)
+            };
+            match s.name().as_str() {
+                "outbound-rtp" => sent += count("packets-sent"),
+                "remote-inbound-rtp" => lost += count("packets-lost"),
+                _ => {}
             }
         }
         into.sent.store(sent, Ordering::Relaxed);

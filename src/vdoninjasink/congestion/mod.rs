@@ -148,23 +148,12 @@ impl VdoNinjaSink {
         if self.settings().congestion_control == CongestionControl::Disabled {
             return None;
         }
-        let weak = self.obj().downgrade();
-        Some(crate::runtime::handle().spawn(async move {
-            let mut every = tokio::time::interval(TICK);
-            loop {
-                every.tick().await;
-                let Some(obj) = weak.upgrade() else { return };
-                let w = obj.downgrade();
-                match &obj.imp().state().driver {
-                    Some(d) => d.run(move || {
-                        if let Some(obj) = w.upgrade() {
-                            obj.imp().congestion_tick();
-                        }
-                    }),
-                    None => return,
-                }
-            }
-        }))
+        Some(crate::common::driver::every(
+            &*self.obj(),
+            TICK,
+            |obj: &super::VdoNinjaSink| obj.imp().state().driver.as_ref().and_then(|d| d.runner()),
+            |obj: &super::VdoNinjaSink| obj.imp().congestion_tick(),
+        ))
     }
 
     /// What a viewer's estimator calls when its estimate falls: a tick at once, on the media
