@@ -128,7 +128,7 @@ fn a_publisher_that_leaves_and_returns_continues_on_its_pads() {
     let leaver = publisher(&server, "leaver", "room=door", 1);
     let s = SrcHarness::start(&format!("room=door {}", server.props()));
     assert!(
-        s.wait_frames(&["video_leaver", "video_stay"], 10),
+        s.wait_frames(&["video_leaver", "audio_leaver", "video_stay"], 10),
         "frames {:?}",
         s.frames
     );
@@ -142,7 +142,12 @@ fn a_publisher_that_leaves_and_returns_continues_on_its_pads() {
         "stream-removed for the leaver"
     );
     // The pads stay (within rejoin-grace), carrying nothing.
-    assert!(s.has_pad("video_leaver") && s.has_pad("audio_leaver"));
+    let pads: Vec<String> = s.src.pads().iter().map(|p| p.name().to_string()).collect();
+    assert!(
+        s.has_pad("video_leaver") && s.has_pad("audio_leaver"),
+        "pads {pads:?}, removed {:?}",
+        s.removed.lock().expect("lock")
+    );
     let stay_frames = s.frames("video_stay");
     assert!(
         s.wait_frames(&["video_stay"], stay_frames + 20),
