@@ -452,9 +452,8 @@ fn failure_restarts_ice_then_closes() {
     assert_eq!(m.peers().count(), 0);
 }
 
-#[test]
-fn a_peer_heard_from_neither_way_for_4_s_has_vanished() {
-    let t = Instant::now();
+/// A viewer of ours, connected, its data channel open (the greeting and first ping sent).
+fn connected_viewer(t: Instant) -> (Machine, PeerId) {
     let (mut m, peer) = publishing_peer(t);
     m.handle(
         Input::PeerState {
@@ -464,6 +463,13 @@ fn a_peer_heard_from_neither_way_for_4_s_has_vanished() {
         t,
     );
     m.handle(Input::DataChannelOpen { peer }, t);
+    (m, peer)
+}
+
+#[test]
+fn a_peer_heard_from_neither_way_for_4_s_has_vanished() {
+    let t = Instant::now();
+    let (mut m, peer) = connected_viewer(t);
     let at = |ms: u64| t + Duration::from_millis(ms);
     let outs = m.handle(Input::Tick, at(1000));
     assert!(
@@ -499,15 +505,7 @@ fn a_peer_that_never_answers_pings_is_judged_by_its_rtcp() {
     // Raspberry Ninja as a viewer: connected, its data channel open, no pong ever; its RTCP
     // receiver reports (MediaSeen) as far apart as RFC 3550 lets them be (7.5 s).
     let t = Instant::now();
-    let (mut m, peer) = publishing_peer(t);
-    m.handle(
-        Input::PeerState {
-            peer,
-            state: PeerState::Connected,
-        },
-        t,
-    );
-    m.handle(Input::DataChannelOpen { peer }, t);
+    let (mut m, peer) = connected_viewer(t);
     let at = |ms: u64| t + Duration::from_millis(ms);
     let closed = |outs: &[Output]| outs.iter().any(|o| matches!(o, Output::ClosePeer { .. }));
     let mut last = 0;
