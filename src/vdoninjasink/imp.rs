@@ -400,11 +400,12 @@ impl ObjectImpl for VdoNinjaSink {
                 .nick("Congestion control")
                 .blurb(
                     "How the shared video encoder follows its viewers' links: gcc (Google \
-                     Congestion Control on each viewer's transport-wide feedback, as browsers; \
-                     viewers that send none are judged by the loss in their receiver reports), \
-                     loss (receiver reports only), disabled (only explicit bitrate requests move \
-                     it). The encoder runs at the lowest viewer's estimate within \
-                     min-bitrate..max-bitrate, bitrate being where it starts and rests",
+                     Congestion Control on each viewer's transport-wide feedback, which browsers \
+                     and vdoninjasrc send; the loss-based fallback for viewers that send none \
+                     reads no loss yet, so they do not move it), loss (receiver reports only; \
+                     the same caveat), disabled (only explicit bitrate requests move it). The \
+                     encoder runs at the lowest viewer's estimate within min-bitrate..max-bitrate, \
+                     bitrate being where it starts and rests",
                 )
                 .mutable_ready()
                 .build(),
