@@ -27,6 +27,15 @@ use gstvdoninja::server::hub::ServerMode;
 const CHILD: &str = "VDONINJA_TEST_FAULTS_CHILD";
 const LOSS_ROOM: &str = "lossy";
 
+/// The tests of this file run one at a time: each is a whole room (a server, publishers, a
+/// recorder and a viewer) and four at once on 2 cores starved one of them (a guest not recorded
+/// within 20 s, twice in a few runs).
+static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn one_at_a_time() -> std::sync::MutexGuard<'static, ()> {
+    ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 fn recorder_desc(server: &Server, room: &str, dir: &Path) -> String {
     format!(
         "vdoninjasrc room={room} record-location={}/%s-%t.mkv {}",
@@ -172,6 +181,7 @@ fn room_with_fault(what: &str, fault: impl FnOnce(&Netns)) -> RoomRun {
 
 #[test]
 fn five_percent_udp_loss_for_20_s_leaves_recordings_without_holes() {
+    let _one = one_at_a_time();
     let mut counted = Vec::new();
     let run = room_with_fault("loss", |ns| {
         // 5 % of every UDP packet (media, RTCP, ICE, data channel; both ways, since both ends
@@ -253,6 +263,7 @@ fn break_path(ns: &Netns, secs: u64, after: Duration) -> u64 {
 
 #[test]
 fn a_3_s_break_in_the_path_heals_in_the_same_files() {
+    let _one = one_at_a_time();
     let mut dropped = 0;
     let run = room_with_fault("break", |ns| {
         dropped = break_path(ns, 3, Duration::from_secs(6));
@@ -298,6 +309,7 @@ fn a_3_s_break_in_the_path_heals_in_the_same_files() {
 
 #[test]
 fn after_an_8_s_break_both_guests_are_recorded_again() {
+    let _one = one_at_a_time();
     let run = room_with_fault("longbreak", |ns| {
         break_path(ns, 8, Duration::from_secs(12));
     });
@@ -336,6 +348,7 @@ fn after_an_8_s_break_both_guests_are_recorded_again() {
 
 #[test]
 fn a_10_s_server_outage_keeps_the_files_and_admits_a_newcomer() {
+    let _one = one_at_a_time();
     let room = "outage";
     let mut server = Server::start(ServerMode::Official);
     let dir = tempfile::tempdir().expect("tempdir");
