@@ -179,3 +179,30 @@ where
         }
     })
 }
+
+/// Runs `f` once on `obj`'s media thread after `delay`, if `obj` still lives and `runner_of`
+/// still gives its media thread then.
+pub fn after<E>(
+    obj: &E,
+    delay: Duration,
+    runner_of: impl Fn(&E) -> Option<Runner> + Send + 'static,
+    f: impl FnOnce(&E) + Send + 'static,
+) where
+    E: gst::glib::object::ObjectType + Send + Sync,
+{
+    use gst::glib::object::ObjectExt;
+    let weak = obj.downgrade();
+    crate::runtime::handle().spawn(async move {
+        tokio::time::sleep(delay).await;
+        let Some(obj) = weak.upgrade() else { return };
+        let Some(runner) = runner_of(&obj) else {
+            return;
+        };
+        let w = obj.downgrade();
+        runner.run(move || {
+            if let Some(obj) = w.upgrade() {
+                f(&obj);
+            }
+        });
+    });
+}

@@ -50,6 +50,11 @@ impl VdoNinjaSrc {
         crate::common::lock(&self.state)
     }
 
+    /// A handle on the media thread, while the signaling runs.
+    pub(super) fn runner(&self) -> Option<crate::common::driver::Runner> {
+        self.state().driver.as_ref().and_then(|d| d.runner())
+    }
+
     pub(super) fn input(&self, input: Input) {
         self.try_input(input);
     }
@@ -65,12 +70,7 @@ impl VdoNinjaSrc {
         let bad = |e: String| gst::error_msg!(gst::LibraryError::Settings, ["{e}"]);
         let view = match (&settings.stream_id, &settings.common.room) {
             (Some(s), _) => View::Stream(s.clone()),
-            (None, Some(_)) => View::Room(settings.streams.as_ref().map(|s| {
-                s.split([',', ' '])
-                    .filter(|x| !x.is_empty())
-                    .map(String::from)
-                    .collect()
-            })),
+            (None, Some(_)) => View::Room(settings.named_streams()),
             (None, None) => {
                 return Err(bad(
                     "set stream-id (view one stream) or room (receive every stream of a room)"

@@ -70,10 +70,9 @@ impl VdoNinjaSrc {
     ) -> Result<Claimed, String> {
         let (decode, keep) = {
             let s = self.settings();
-            let named = s.streams.as_deref().is_some_and(|list| {
-                list.split([',', ' '])
-                    .any(|x| !x.is_empty() && x == stream_id)
-            });
+            let named = s
+                .named_streams()
+                .is_some_and(|list| list.iter().any(|x| x == stream_id));
             (s.decode, s.stream_id.is_some() || named)
         };
         let video = codec.is_video();
@@ -175,19 +174,12 @@ impl VdoNinjaSrc {
             self.expire_pads();
             return;
         }
-        let weak = self.obj().downgrade();
-        crate::runtime::handle().spawn(async move {
-            tokio::time::sleep(grace).await;
-            let Some(obj) = weak.upgrade() else { return };
-            let w = obj.downgrade();
-            if let Some(d) = &obj.imp().state().driver {
-                d.run(move || {
-                    if let Some(obj) = w.upgrade() {
-                        obj.imp().expire_pads();
-                    }
-                });
-            }
-        });
+        crate::common::driver::after(
+            &*self.obj(),
+            grace,
+            |obj: &super::VdoNinjaSrc| obj.imp().runner(),
+            |obj: &super::VdoNinjaSrc| obj.imp().expire_pads(),
+        );
     }
 
     /// Media thread: ends (EOS) and removes the pads of room guests gone past `rejoin-grace`.

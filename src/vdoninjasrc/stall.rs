@@ -25,7 +25,7 @@ impl VdoNinjaSrc {
         crate::common::driver::every(
             &*self.obj(),
             CHECK_EVERY,
-            |obj: &super::VdoNinjaSrc| obj.imp().state().driver.as_ref().and_then(|d| d.runner()),
+            |obj: &super::VdoNinjaSrc| obj.imp().runner(),
             |obj: &super::VdoNinjaSrc| obj.imp().take_out_stalled_tracks(),
         )
     }

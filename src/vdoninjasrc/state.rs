@@ -60,6 +60,18 @@ impl Default for Settings {
     }
 }
 
+impl Settings {
+    /// The stream IDs named in `streams`, if it is set.
+    pub fn named_streams(&self) -> Option<Vec<String>> {
+        self.streams.as_ref().map(|s| {
+            s.split([',', ' '])
+                .filter(|x| !x.is_empty())
+                .map(String::from)
+                .collect()
+        })
+    }
+}
+
 /// One remote publisher we receive.
 pub(crate) struct Remote {
     pub peer: Peer,

@@ -110,8 +110,8 @@ impl Link {
         };
     }
 
-    /// Reads what came in since the last tick; the current estimate.
-    fn tick(&mut self, webrtc: &gst::Element, now: Instant) -> Option<u32> {
+    /// Reads what came in since the last tick into `estimate`.
+    fn tick(&mut self, webrtc: &gst::Element, now: Instant) {
         match self.mode {
             LinkMode::Pending => {}
             LinkMode::Gcc => {
@@ -138,7 +138,6 @@ impl Link {
                 gcc::poll_reports(webrtc, self.reports.clone());
             }
         }
-        self.estimate
     }
 }
 
@@ -177,21 +176,10 @@ impl VdoNinjaSink {
     /// Media thread: reads every viewer's estimate and moves the encoder.
     fn congestion_tick(&self) {
         let now = Instant::now();
-        let lowest = {
-            let mut st = self.state();
-            let mut lowest: Option<(u32, String)> = None;
-            for v in st.viewers.values_mut() {
-                let Some(e) = v.link.tick(&v.peer.webrtc, now) else {
-                    continue;
-                };
-                let watches = v.want_video && v.video_kbps != Some(0);
-                if watches && lowest.as_ref().is_none_or(|(l, _)| e < *l) {
-                    lowest = Some((e, v.uuid.clone()));
-                }
-            }
-            lowest
-        };
-        self.move_encoder(lowest, now);
+        for v in self.state().viewers.values_mut() {
+            v.link.tick(&v.peer.webrtc, now);
+        }
+        self.update_video_bitrate();
     }
 
     /// Moves the shared video encoder: the lowest of the viewers' explicit requests (or

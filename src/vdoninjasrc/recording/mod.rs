@@ -54,19 +54,12 @@ impl VdoNinjaSrc {
                 obj.imp().maybe_start_recording(peer, false);
             }
         });
-        let weak = self.obj().downgrade();
-        crate::runtime::handle().spawn(async move {
-            tokio::time::sleep(TRACK_WAIT).await;
-            let Some(obj) = weak.upgrade() else { return };
-            let w = obj.downgrade();
-            if let Some(d) = &obj.imp().state().driver {
-                d.run(move || {
-                    if let Some(obj) = w.upgrade() {
-                        obj.imp().maybe_start_recording(peer, true);
-                    }
-                });
-            }
-        });
+        crate::common::driver::after(
+            &*self.obj(),
+            TRACK_WAIT,
+            |obj: &super::VdoNinjaSrc| obj.imp().runner(),
+            move |obj: &super::VdoNinjaSrc| obj.imp().maybe_start_recording(peer, true),
+        );
     }
 
     /// Media thread.
