@@ -288,6 +288,9 @@ fn a_killed_recorder_leaves_files_that_play() {
 
 #[test]
 fn a_hostile_stream_id_records_inside_the_directory() {
+    // Failed once in CI (nothing recorded within 20 s, no warning) and never here in many
+    // runs: the element's log is kept and printed if it fails again.
+    let _log = common::logring::keep("vdoninja*:6");
     let server = Server::start(ServerMode::Official);
     let dir = tempfile::tempdir().expect("tempdir");
     // The publisher's frames go through a proxy that renames its stream to ../../etc/x.

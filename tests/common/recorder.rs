@@ -80,8 +80,8 @@ impl Recorder {
         });
         assert!(
             ok,
-            "{what}: started {:?} finished {:?} warnings {:?} errors {:?}",
-            self.started, self.finished, self.warnings, self.errors
+            "{what}: added {:?} started {:?} finished {:?} warnings {:?} errors {:?}",
+            self.added, self.started, self.finished, self.warnings, self.errors
         );
     }
 
