@@ -276,6 +276,13 @@ fn webapp_guests_are_recorded_h264() {
     record_webapp_room(8452, "rproomh264", "video-codec=h264", "video/x-h264");
 }
 
+#[test]
+#[ignore = "needs ../shared/realpeers: scripts/realpeers.sh"]
+fn webapp_guests_are_recorded_av1() {
+    // rtpav1depay from the bundled gst-plugin-rtp; the web app encodes AV1 when asked.
+    record_webapp_room(8463, "rproomav1", "video-codec=av1", "video/x-av1");
+}
+
 /// The demuxer for a recorded file, by its extension.
 #[test]
 #[ignore = "needs ../shared/realpeers: scripts/realpeers.sh"]
@@ -469,9 +476,20 @@ fn our_publisher(h: &Harness, stream: &str, extra: &str) -> gst::Pipeline {
 #[test]
 #[ignore = "needs ../shared/realpeers: scripts/realpeers.sh"]
 fn webapp_views_vdoninjasink() {
-    let h = Harness::start(8454);
-    let publisher = our_publisher(&h, "rpsink", "");
-    let params = format!("view=rpsink&password={PASSWORD}");
+    webapp_views_our_sink(8454, "rpsink", "", "H264");
+}
+
+#[test]
+#[ignore = "needs ../shared/realpeers: scripts/realpeers.sh"]
+fn webapp_views_vdoninjasink_in_av1() {
+    webapp_views_our_sink(8464, "rpsinkav1", "video-codec=av1", "AV1");
+}
+
+/// The web app views our sink (`extra` its properties) and decodes 90 frames of `codec`.
+fn webapp_views_our_sink(port: u16, stream: &str, extra: &str, codec: &str) {
+    let h = Harness::start(port);
+    let publisher = our_publisher(&h, stream, extra);
+    let params = format!("view={stream}&password={PASSWORD}");
     let viewer = h.spawn(
         "browser-view",
         "browser-view.sh",
@@ -489,6 +507,13 @@ fn webapp_views_vdoninjasink() {
     eprintln!("the web app decoded {frames} frames");
     assert!(ok && frames >= 90, "the web app decodes our stream:\n{log}");
     assert!(errors.is_empty(), "{errors:?}");
+    // browser-view.sh names the codecs it received.
+    let codecs = log.lines().filter(|l| l.contains("codecs")).collect::<Vec<_>>();
+    eprintln!("the web app received: {codecs:?}");
+    assert!(
+        codecs.iter().any(|l| l.to_lowercase().contains(&codec.to_lowercase())),
+        "the web app received {codec}: {codecs:?}"
+    );
 }
 
 /// What `browser-view.sh` had counted `secs` seconds after it started (its lines every 2 s:

@@ -74,8 +74,9 @@ pub fn peer_failure(
     Some((peer, e.error().to_string()))
 }
 
-/// Registers the gst-plugins-rs plugins we bundle (once per process): `rtpgccbwe`, Google
-/// Congestion Control, from `gst-plugin-rtp`. Users install nothing more; a system copy of the
+/// Registers the gst-plugins-rs plugins we bundle (once per process), from `gst-plugin-rtp`:
+/// `rtpgccbwe` (Google Congestion Control) and `rtpav1pay`/`rtpav1depay` (AV1, which GStreamer
+/// 1.22 has no RTP elements for). Users install nothing more; a system copy of the
 /// same plugin, if any, is used as it is.
 pub fn register_bundled() {
     static ONCE: std::sync::Once = std::sync::Once::new();

@@ -8,6 +8,7 @@ pub mod codec;
 pub mod driver;
 pub mod elements;
 pub mod log;
+pub mod needs;
 pub mod settings;
 
 /// Locks `m`, and goes on if a panic elsewhere poisoned it: every critical section of the

@@ -163,6 +163,20 @@ impl VdoNinjaSink {
         gst::Pad::event_default(pad, Some(&*self.obj()), event)
     }
 
+    /// Whether a linked video pad gets raw video (what upstream can give is raw only): then
+    /// an encoder for `video-codec` must be installed. Checked at start, before caps flow.
+    fn raw_video_input(&self) -> bool {
+        self.state().tracks.iter().any(|t| {
+            t.pad.name().starts_with("video")
+                && t.pad.peer().is_some_and(|peer| {
+                    let caps = peer.query_caps(None);
+                    !caps.is_empty()
+                        && !caps.is_any()
+                        && caps.iter().all(|s| s.name() == "video/x-raw")
+                })
+        })
+    }
+
     fn configure_track(&self, pad: &gst::GhostPad, caps: &gst::Caps) -> Result<(), String> {
         if self
             .state()
@@ -238,25 +252,29 @@ impl VdoNinjaSink {
     }
 
     fn start(&self) -> Result<(), gst::ErrorMessage> {
-        crate::common::elements::warm_up_webrtc();
         crate::common::elements::register_bundled();
         let settings = self.settings().clone();
         let Some(stream_id) = settings.stream_id.clone() else {
             return Err(gst::error_msg!(
                 gst::LibraryError::Settings,
-                ["stream-id is required: the ID viewers open with ?view=ID"]
+                ("stream-id is required: the ID viewers open with ?view=ID")
             ));
         };
         let base_ice = settings
             .common
             .base_ice_config()
-            .map_err(|e| gst::error_msg!(gst::LibraryError::Settings, ["{e}"]))?;
+            .map_err(|e| gst::error_msg!(gst::LibraryError::Settings, ("{e}")))?;
+        crate::common::needs::check_send(settings.video_codec.into(), self.raw_video_input())
+            .map_err(|e| gst::error_msg!(gst::CoreError::MissingPlugin, ("{e}")))?;
         let mut cfg = settings.common.machine_config();
         cfg.publish = Some(stream_id);
         cfg.view = View::Nothing;
         cfg.max_viewers = (settings.max_viewers > 0).then_some(settings.max_viewers as usize);
         let machine =
-            Machine::new(cfg).map_err(|e| gst::error_msg!(gst::LibraryError::Settings, ["{e}"]))?;
+            Machine::new(cfg).map_err(|e| gst::error_msg!(gst::LibraryError::Settings, ("{e}")))?;
+        // Only once the settings are good: a start that fails leaves no worker thread behind
+        // (a process that exits on the error while it makes the DTLS key can crash in exit).
+        crate::common::elements::warm_up_webrtc();
         let weak = self.obj().downgrade();
         let driver = Driver::start(
             machine,
@@ -270,7 +288,7 @@ impl VdoNinjaSink {
                 }
             },
         )
-        .map_err(|e| gst::error_msg!(gst::CoreError::Failed, ["cannot start a thread: {e}"]))?;
+        .map_err(|e| gst::error_msg!(gst::CoreError::Failed, ("cannot start a thread: {e}")))?;
         let mut st = self.state();
         st.ice = base_ice;
         st.driver = Some(driver);
@@ -532,6 +550,7 @@ impl ElementImpl for VdoNinjaSink {
                 )
                 .structure(gst::Structure::new_empty("video/x-vp8"))
                 .structure(gst::Structure::new_empty("video/x-vp9"))
+                .structure(gst::Structure::new_empty("video/x-av1"))
                 .build();
             let audio = gst::Caps::builder_full()
                 .structure(gst::Structure::new_empty("audio/x-raw"))

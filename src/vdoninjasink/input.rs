@@ -116,10 +116,22 @@ fn configure_encoder(e: &gst::Element, params: &Params, codec: Codec) {
             set_if_present(e, "row-mt", "true");
         }
         "av1enc" => {
+            // libaom's real-time mode, as WebRTC uses it: constant bitrate with room to move,
+            // no look-ahead. The quantizer range must be set: av1enc's default (0..0) is
+            // lossless (75 Mbit/s for 640x360 noise).
             set_if_present(e, "usage-profile", "realtime");
-            set_if_present(e, "cpu-used", "8");
+            set_if_present(e, "cpu-used", "9");
+            set_if_present(e, "end-usage", "cbr");
+            set_if_present(e, "min-quantizer", "10");
+            set_if_present(e, "max-quantizer", "63");
+            set_if_present(e, "undershoot-pct", "50");
+            set_if_present(e, "overshoot-pct", "50");
+            set_if_present(e, "buf-sz", "1000");
+            set_if_present(e, "buf-initial-sz", "600");
+            set_if_present(e, "buf-optimal-sz", "600");
             set_if_present(e, "keyframe-max-dist", "60");
             set_if_present(e, "lag-in-frames", "0");
+            set_if_present(e, "row-mt", "true");
         }
         "opusenc" => {
             set_if_present(e, "inband-fec", "true");
@@ -185,7 +197,6 @@ pub fn build(
             codec
         }
         other => Codec::from_caps_name(other)
-            .filter(|c| *c != Codec::Av1)
             .ok_or_else(|| format!("vdoninjasink cannot send {other}"))?,
     };
     if let Some(parser) = codec.parser() {

@@ -65,9 +65,9 @@ impl VdoNinjaSrc {
     }
 
     fn start(&self) -> Result<(), gst::ErrorMessage> {
-        crate::common::elements::warm_up_webrtc();
+        crate::common::elements::register_bundled();
         let settings = self.settings().clone();
-        let bad = |e: String| gst::error_msg!(gst::LibraryError::Settings, ["{e}"]);
+        let bad = |e: String| gst::error_msg!(gst::LibraryError::Settings, ("{e}"));
         let view = match (&settings.stream_id, &settings.common.room) {
             (Some(s), _) => View::Stream(s.clone()),
             (None, Some(_)) => View::Room(settings.named_streams()),
@@ -90,6 +90,14 @@ impl VdoNinjaSrc {
             (None, true) => Some(crate::common::codec::Codec::H264),
             (None, false) => None,
         };
+        if let Some(codec) = settings.video_codec.codec() {
+            let how = crate::common::needs::Receiving {
+                decoded: settings.decode || settings.mix,
+                ts: ts_linked,
+            };
+            crate::common::needs::check_receive(codec, how)
+                .map_err(|e| gst::error_msg!(gst::CoreError::MissingPlugin, ("{e}")))?;
+        }
         let mut cfg = settings.common.machine_config();
         cfg.view = view;
         cfg.view_options = ViewOptions {
@@ -99,6 +107,9 @@ impl VdoNinjaSrc {
             video_codec: video_codec.map(|c| c.nick().to_string()),
         };
         let machine = Machine::new(cfg).map_err(|e| bad(e.to_string()))?;
+        // Only once the settings are good: a start that fails leaves no worker thread behind
+        // (a process that exits on the error while it makes the DTLS key can crash in exit).
+        crate::common::elements::warm_up_webrtc();
         let weak = self.obj().downgrade();
         let driver = Driver::start(
             machine,
@@ -112,7 +123,7 @@ impl VdoNinjaSrc {
                 }
             },
         )
-        .map_err(|e| gst::error_msg!(gst::CoreError::Failed, ["cannot start a thread: {e}"]))?;
+        .map_err(|e| gst::error_msg!(gst::CoreError::Failed, ("cannot start a thread: {e}")))?;
         let tsmux = if ts_linked {
             let runner = driver
                 .runner()

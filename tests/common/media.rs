@@ -26,6 +26,8 @@ pub fn init() {
     ONCE.call_once(|| {
         gst::init().expect("GStreamer initialises");
         gstvdoninja::plugin_register_static().expect("the plugin registers");
+        // rtpav1depay and rtpgccbwe, for the tests' own viewers.
+        gstvdoninja::common::elements::register_bundled();
         // Every wait in these tests is bounded; a test binary that still runs after this long
         // is stuck (e.g. a deadlock in a state change): fail loudly instead of hanging CI.
         std::thread::spawn(|| {
