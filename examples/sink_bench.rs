@@ -7,7 +7,7 @@
 //! the viewers (webrtcbin + the protocol core, decoding) run in this process.
 //!
 //! `cargo build --release --lib && cargo run --release --example sink_bench [-- --ten]
-//! [--congestion-control gcc|loss|disabled]`
+//! [--congestion-control gcc|loss|disabled] [--video-codec h264|vp8|vp9|av1] [--size 1280x720]`
 
 use clap::Parser;
 use std::process::{Child, Command};
@@ -25,7 +25,7 @@ mod procstat;
 use media::{Server, TestViewer, ViewerOptions, wait_until};
 use procstat::cpu_seconds;
 
-fn publisher(server: &Server, cc: &str) -> Publisher {
+fn publisher(server: &Server, args: &Args) -> Publisher {
     let plugin_dir = std::env::current_exe()
         .ok()
         .and_then(|p| p.parent().and_then(|d| d.parent()).map(|d| d.to_path_buf()))
@@ -35,10 +35,14 @@ fn publisher(server: &Server, cc: &str) -> Publisher {
         "build the plugin first: cargo build --release --lib"
     );
     let desc = format!(
-        "videotestsrc is-live=true pattern=ball ! video/x-raw,width=1280,height=720,framerate=30/1 ! \
-         vdoninjasink name=s stream-id=bench congestion-control={cc} {} \
+        "videotestsrc is-live=true pattern=ball ! video/x-raw,width={w},height={h},framerate=30/1 ! \
+         vdoninjasink name=s stream-id=bench congestion-control={cc} video-codec={codec} {} \
          audiotestsrc is-live=true ! audio/x-raw,rate=48000,channels=2 ! s.",
-        server.props()
+        server.props(),
+        w = args.width(),
+        h = args.height(),
+        cc = args.congestion_control,
+        codec = args.video_codec,
     );
     Publisher(
         Command::new("gst-launch-1.0")
@@ -97,6 +101,28 @@ struct Args {
     /// The sink's congestion-control (gcc, loss, disabled): its cost per viewer.
     #[arg(long, default_value = "gcc")]
     congestion_control: String,
+    /// The sink's video-codec (raw input encoded by the sink): what encoding costs.
+    #[arg(long, default_value = "h264")]
+    video_codec: String,
+    /// The input's picture size, WIDTHxHEIGHT.
+    #[arg(long, default_value = "1280x720")]
+    size: String,
+}
+
+impl Args {
+    fn dimension(&self, i: usize) -> u32 {
+        self.size
+            .split('x')
+            .nth(i)
+            .and_then(|v| v.parse().ok())
+            .expect("--size WIDTHxHEIGHT")
+    }
+    fn width(&self) -> u32 {
+        self.dimension(0)
+    }
+    fn height(&self) -> u32 {
+        self.dimension(1)
+    }
 }
 
 fn main() {
@@ -108,6 +134,10 @@ fn main() {
     gstvdoninja::common::elements::warm_up_webrtc();
     for f in [
         "avdec_h264",
+        "av1dec",
+        "av1parse",
+        "rtpav1depay",
+        "vp8dec",
         "h264parse",
         "rtph264depay",
         "opusdec",
@@ -116,7 +146,7 @@ fn main() {
         let _ = gst::ElementFactory::make(f).build();
     }
     let server = Server::start(ServerMode::Official);
-    let child = publisher(&server, &args.congestion_control);
+    let child = publisher(&server, &args);
     // Let the publisher start and settle.
     std::thread::sleep(Duration::from_secs(2));
     let pid = child.id();
@@ -124,8 +154,8 @@ fn main() {
     std::thread::sleep(Duration::from_secs(5));
     let idle = (cpu_seconds(pid) - idle0) / 5.0 * 100.0;
     println!(
-        "publisher 1280x720@30 H.264 + Opus, congestion-control={}, no viewer: {idle:.1} % of one core",
-        args.congestion_control
+        "publisher {}@30 {} + Opus, congestion-control={}, no viewer: {idle:.1} % of one core",
+        args.size, args.video_codec, args.congestion_control
     );
     let mut rounds = vec![1, 3];
     if args.ten {

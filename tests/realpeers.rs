@@ -508,10 +508,15 @@ fn webapp_views_our_sink(port: u16, stream: &str, extra: &str, codec: &str) {
     assert!(ok && frames >= 90, "the web app decodes our stream:\n{log}");
     assert!(errors.is_empty(), "{errors:?}");
     // browser-view.sh names the codecs it received.
-    let codecs = log.lines().filter(|l| l.contains("codecs")).collect::<Vec<_>>();
+    let codecs = log
+        .lines()
+        .filter(|l| l.contains("codecs"))
+        .collect::<Vec<_>>();
     eprintln!("the web app received: {codecs:?}");
     assert!(
-        codecs.iter().any(|l| l.to_lowercase().contains(&codec.to_lowercase())),
+        codecs
+            .iter()
+            .any(|l| l.to_lowercase().contains(&codec.to_lowercase())),
         "the web app received {codec}: {codecs:?}"
     );
 }
