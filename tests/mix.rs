@@ -66,10 +66,15 @@ impl Colour {
 
 /// A publisher in the room: a solid colour and a tone, with valves to stop its media.
 fn publisher(server: &Server, room: &str, c: Colour) -> gst::Pipeline {
+    publisher_with(server, room, c, "")
+}
+
+/// The same, with more of the sink's properties.
+fn publisher_with(server: &Server, room: &str, c: Colour, extra: &str) -> gst::Pipeline {
     let p = launch(&format!(
         "videotestsrc is-live=true pattern=solid-color foreground-color={argb} ! \
          video/x-raw,width=320,height=240,framerate=15/1 ! valve name=vv ! \
-         vdoninjasink name=s stream-id={id} room={room} label={id} {props} \
+         vdoninjasink name=s stream-id={id} room={room} label={id} {props} {extra} \
          audiotestsrc is-live=true freq={freq} volume=0.2 ! audio/x-raw,rate=48000,channels=1 ! \
          valve name=av ! s.",
         argb = c.argb(),
@@ -105,10 +110,15 @@ struct Mix {
 
 impl Mix {
     fn start(server: &Server, room: &str, recordings: &std::path::Path) -> Self {
+        Self::start_with(server, room, recordings, "")
+    }
+
+    /// The same, with more of the source's properties.
+    fn start_with(server: &Server, room: &str, recordings: &std::path::Path, extra: &str) -> Self {
         init();
         let pipeline = gst::parse::launch(&format!(
             "vdoninjasrc name=src room={room} mix=true mix-width={W} mix-height={H} \
-             mix-framerate={FPS}/1 record-location={rec}/%s.mkv {props} \
+             mix-framerate={FPS}/1 record-location={rec}/%s.mkv {props} {extra} \
              src.video_mix ! queue ! videoconvert ! video/x-raw,format=RGB ! fakesink name=v \
              src.audio_mix ! queue ! audioconvert ! audio/x-raw,format=F32LE,channels=1,rate={RATE} ! \
              fakesink name=a",
@@ -231,6 +241,34 @@ fn rate_since(frames: &[(Instant, gst::ClockTime)], from: Instant) -> (usize, gs
         .max()
         .unwrap_or_default();
     (later.len(), step)
+}
+
+#[test]
+fn an_av1_guest_is_in_the_mix() {
+    let server = Server::start(ServerMode::Official);
+    let p = publisher_with(&server, "av1mix", Colour::Red, "video-codec=av1");
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mix = Mix::start_with(&server, "av1mix", dir.path(), "video-codec=av1");
+    let seen = wait_until(Duration::from_secs(30), || {
+        mix.coverage(Colour::Red).0 > 0.1 && mix.tone(Colour::Red.tone()) > 0.05
+    });
+    assert!(
+        seen,
+        "the AV1 guest is in the mix: {:?} tone {:.3}; errors {:?}",
+        mix.coverage(Colour::Red),
+        mix.tone(Colour::Red.tone()),
+        mix.errors()
+    );
+    let _ = mix.pipeline.set_state(gst::State::Null);
+    let _ = p.set_state(gst::State::Null);
+    // It came as AV1: the guest's own file, from the same connection, holds AV1.
+    let r = inspect_file(&dir.path().join("red.mkv"), "matroskademux");
+    assert!(
+        r.all_decoded() && r.count("video/x-av1") == 1,
+        "{:?} {:?}",
+        r.streams,
+        r.errors
+    );
 }
 
 #[test]
