@@ -106,11 +106,14 @@ impl VdoNinjaSink {
             }
             Event::KeyframeRequest { peer } => {
                 gst::debug!(CAT, imp = self, "{peer} asks for a key frame");
-                for t in &self.state().tracks {
+                let st = self.state();
+                // From the rendition the viewer watches.
+                let level = st.viewers.get(&peer).map_or(0, |v| v.placement.level);
+                for t in &st.tracks {
                     if let Some(c) = &t.chain
                         && c.codec.is_video()
                     {
-                        c.request_keyframe();
+                        c.request_keyframe_at(level);
                     }
                 }
             }
@@ -243,6 +246,14 @@ impl VdoNinjaSink {
     /// Moves the shared video encoder after a viewer's request or a viewer left: the lowest
     /// request and the links' latest estimates (see `congestion`).
     pub(super) fn update_video_bitrate(&self) {
+        let now = std::time::Instant::now();
+        if let Some(ladder) = self.ladder() {
+            // Lower renditions: viewers are placed, the lower encoders moved; rendition 0's
+            // encoder follows its own viewers only.
+            let lowest = self.place_viewers(&ladder, now);
+            self.move_encoder(lowest, now);
+            return;
+        }
         let lowest = {
             let st = self.state();
             st.viewers
@@ -251,6 +262,26 @@ impl VdoNinjaSink {
                 .filter_map(|v| v.link.estimate.map(|e| (e, v.uuid.clone())))
                 .min_by_key(|(e, _)| *e)
         };
-        self.move_encoder(lowest, std::time::Instant::now());
+        self.move_encoder(lowest, now);
+    }
+
+    /// The renditions' ladder, when the video input has lower renditions.
+    fn ladder(&self) -> Option<super::renditions::ladder::Ladder> {
+        let levels = self
+            .state()
+            .tracks
+            .iter()
+            .filter_map(|t| t.chain.as_ref())
+            .find(|c| c.codec.is_video())
+            .map(|c| c.levels())?;
+        if levels < 2 {
+            return None;
+        }
+        let s = self.settings();
+        Some(super::renditions::ladder::Ladder {
+            levels,
+            top: s.effective_video_kbps(std::iter::empty()),
+            floor: s.min_bitrate,
+        })
     }
 }

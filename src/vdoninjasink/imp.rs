@@ -38,6 +38,7 @@ pub(super) struct Settings {
     pub audio_bitrate: u32,
     pub max_viewers: u32,
     pub congestion_control: super::congestion::CongestionControl,
+    pub renditions: u32,
 }
 
 impl Default for Settings {
@@ -52,6 +53,7 @@ impl Default for Settings {
             audio_bitrate: 64,
             max_viewers: 0,
             congestion_control: Default::default(),
+            renditions: 1,
         }
     }
 }
@@ -84,6 +86,8 @@ pub(super) struct State {
     pub next_pad: u32,
     /// Moves the shared encoder (see `congestion`).
     pub rate: super::congestion::rate::RateController,
+    /// The lower renditions' rates (see `renditions`), rendition 1 first.
+    pub rendition_rates: Vec<super::congestion::rate::RateController>,
     /// Its periodic tick, while running.
     pub congestion: Option<tokio::task::JoinHandle<()>>,
     /// The warning that pre-encoded input cannot follow the viewers' links was posted.
@@ -192,6 +196,8 @@ impl VdoNinjaSink {
                 video_codec: s.video_codec.into(),
                 video_kbps: s.effective_video_kbps(std::iter::empty()),
                 audio_kbps: s.audio_bitrate,
+                renditions: s.renditions as usize,
+                min_kbps: s.min_bitrate,
             }
         };
         if gst::ElementFactory::find(params.video_codec.payloader()).is_none() {
@@ -337,12 +343,21 @@ impl VdoNinjaSink {
     }
 
     fn stats(&self) -> gst::Structure {
+        let renditions = self.rendition_stats();
         let (top, peers) = {
             let st = self.state();
-            let top = gst::Structure::builder("application/x-vdoninja-sink-stats")
+            let mut top = gst::Structure::builder("application/x-vdoninja-sink-stats")
                 .field("viewers", st.viewers.len() as u32)
                 .field("video-bitrate", st.video_kbps)
                 .build();
+            if !renditions.is_empty() {
+                // Per rendition: "level:WIDTHxHEIGHT@KBPS/VIEWERS" (level 0 at the input's size).
+                let list: Vec<String> = renditions
+                    .iter()
+                    .map(|(l, w, h, k, n)| format!("{l}:{w}x{h}@{k}/{n}"))
+                    .collect();
+                top.set("renditions", gst::Array::new(list));
+            }
             let peers = st
                 .viewers
                 .values()
@@ -362,6 +377,7 @@ impl VdoNinjaSink {
                             v.link.estimate.map_or(-1i64, i64::from),
                         )
                         .field("loss", v.link.loss_fraction)
+                        .field("rendition", v.placement.level as u32)
                         .build();
                     (v.peer.id.to_string(), s, v.peer.webrtc.clone())
                 })
@@ -410,6 +426,21 @@ impl ObjectImpl for VdoNinjaSink {
                     .maximum(100_000)
                     .default_value(8000)
                     .mutable_playing()
+                    .build(),
+                glib::ParamSpecUInt::builder("renditions")
+                    .nick("Renditions")
+                    .blurb(
+                        "Encodings of raw video kept for viewers of different links: 1 (one \
+                         encoder, at the lowest viewer's link), 2 or 3 (each more one at half the \
+                         width and height and a quarter of the rate of the one above). Each \
+                         viewer gets, at a key frame, the best one its link carries, so a viewer \
+                         on a narrow link no longer lowers everyone's picture; each extra \
+                         rendition costs an encoder's CPU. Pre-encoded input has one",
+                    )
+                    .minimum(1)
+                    .maximum(super::renditions::ladder::MAX_LEVELS as u32)
+                    .default_value(1)
+                    .mutable_ready()
                     .build(),
                 glib::ParamSpecEnum::builder_with_default(
                     "congestion-control",
@@ -485,6 +516,7 @@ impl ObjectImpl for VdoNinjaSink {
             "max-bitrate" => s.max_bitrate = value.get().unwrap_or(8000),
             "audio-bitrate" => s.audio_bitrate = value.get().unwrap_or(64),
             "congestion-control" => s.congestion_control = value.get().unwrap_or_default(),
+            "renditions" => s.renditions = value.get().unwrap_or(1),
             "max-viewers" => s.max_viewers = value.get().unwrap_or(0),
             _ => {}
         }
@@ -508,6 +540,7 @@ impl ObjectImpl for VdoNinjaSink {
             "video-codec" => s.video_codec.to_value(),
             "bitrate" => s.bitrate.to_value(),
             "congestion-control" => s.congestion_control.to_value(),
+            "renditions" => s.renditions.to_value(),
             "min-bitrate" => s.min_bitrate.to_value(),
             "max-bitrate" => s.max_bitrate.to_value(),
             "audio-bitrate" => s.audio_bitrate.to_value(),

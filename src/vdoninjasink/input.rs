@@ -16,6 +16,9 @@ pub struct Chain {
     /// Our encoder, when the input was raw.
     pub encoder: Option<gst::Element>,
     pub tee: gst::Element,
+    /// Lower renditions of raw video (`renditions` > 1), rendition 1 first; their elements are
+    /// also in `elements`, after the chain's own.
+    pub renditions: Vec<super::renditions::Rendition>,
 }
 
 impl Chain {
@@ -23,18 +26,41 @@ impl Chain {
         self.elements.first().and_then(|e| e.static_pad("sink"))
     }
 
-    /// Asks the encoder (ours, or the one upstream of encoded input) for a key frame.
-    pub fn request_keyframe(&self) {
-        if let Some(pad) = self.tee.static_pad("sink").and_then(|p| p.peer()) {
+    /// Asks rendition `level`'s encoder (ours, or the one upstream of encoded input) for a
+    /// key frame.
+    pub fn request_keyframe_at(&self, level: usize) {
+        if let Some(pad) = self.tee_at(level).static_pad("sink").and_then(|p| p.peer()) {
             pad.send_event(crate::peer::force_key_unit());
         }
     }
+
+    /// The tee of rendition `level` (0: the chain's own; the lowest there is, if fewer).
+    pub fn tee_at(&self, level: usize) -> &gst::Element {
+        match level.checked_sub(1) {
+            Some(i) => self
+                .renditions
+                .get(i)
+                .or(self.renditions.last())
+                .map_or(&self.tee, |r| &r.tee),
+            None => &self.tee,
+        }
+    }
+
+    /// How many renditions it has (1 without lower ones).
+    pub fn levels(&self) -> usize {
+        1 + self.renditions.len()
+    }
 }
 
+#[derive(Debug, Clone)]
 pub struct Params {
     pub video_codec: Codec,
     pub video_kbps: u32,
     pub audio_kbps: u32,
+    /// Renditions of raw video (1: only the input's own size).
+    pub renditions: usize,
+    /// The lowest video rate (kbit/s), for the lower renditions.
+    pub min_kbps: u32,
 }
 
 fn make(factory: &str, name: String) -> Result<gst::Element, String> {
@@ -169,6 +195,7 @@ pub fn build(
     let n = |what: &str| format!("{pad_name}-{what}");
     let mut elements = vec![make("queue", n("queue"))?];
     let mut encoder = None;
+    let mut raw_tee = None;
     let codec = match name {
         "video/x-raw" | "audio/x-raw" => {
             let video = name == "video/x-raw";
@@ -179,29 +206,79 @@ pub fn build(
             };
             if video {
                 elements.push(make("videoconvert", n("convert"))?);
+                if params.renditions > 1 {
+                    // The raw picture goes to every rendition's encoder, each on its own thread.
+                    let raw = make("tee", n("raw"))?;
+                    raw.set_property("allow-not-linked", true);
+                    raw_tee = Some(raw.clone());
+                    elements.push(raw);
+                    elements.push(make("queue", n("queue0"))?);
+                }
             } else {
                 elements.push(make("audioconvert", n("convert"))?);
                 elements.push(make("audioresample", n("resample"))?);
             }
-            let enc = pick_encoder(codec, n("encoder"))?;
-            configure_encoder(&enc, params, codec);
+            let (enc, filters) = encode(codec, pad_name, params)?;
             elements.push(enc.clone());
+            elements.extend(filters);
             encoder = Some(enc);
-            if codec == Codec::H264 {
-                let filter = make("capsfilter", n("profile"))?;
-                filter.set_property(
-                    "caps",
-                    gst::Caps::builder("video/x-h264")
-                        .field("profile", "constrained-baseline")
-                        .build(),
-                );
-                elements.push(filter);
-            }
             codec
         }
         other => Codec::from_caps_name(other)
             .ok_or_else(|| format!("vdoninjasink cannot send {other}"))?,
     };
+    let (tail, tee) = parse_to_tee(codec, pad_name)?;
+    elements.extend(tail);
+
+    bin.add_many(&elements).map_err(|e| e.to_string())?;
+    gst::Element::link_many(&elements)
+        .map_err(|_| format!("cannot link the {pad_name} chain for {name}"))?;
+    let renditions = match &raw_tee {
+        Some(raw) => super::renditions::build(bin, raw, pad_name, s, codec, params)?,
+        None => Vec::new(),
+    };
+    elements.extend(renditions.iter().flat_map(|r| r.elements.iter().cloned()));
+    Ok(Chain {
+        codec,
+        elements,
+        encoder,
+        tee,
+        renditions,
+    })
+}
+
+/// `encoder ! (profile filter)` for raw input of `codec` at `params`' rates; the encoder
+/// and what follows it. Element names start with `prefix`.
+pub(super) fn encode(
+    codec: Codec,
+    prefix: &str,
+    params: &Params,
+) -> Result<(gst::Element, Vec<gst::Element>), String> {
+    let n = |what: &str| format!("{prefix}-{what}");
+    let enc = pick_encoder(codec, n("encoder"))?;
+    configure_encoder(&enc, params, codec);
+    let mut filters = Vec::new();
+    if codec == Codec::H264 {
+        let filter = make("capsfilter", n("profile"))?;
+        filter.set_property(
+            "caps",
+            gst::Caps::builder("video/x-h264")
+                .field("profile", "constrained-baseline")
+                .build(),
+        );
+        filters.push(filter);
+    }
+    Ok((enc, filters))
+}
+
+/// `parse ! (byte-stream filter) ! tee` after an encoder or for encoded input: the elements
+/// and the tee (the last of them).
+pub(super) fn parse_to_tee(
+    codec: Codec,
+    prefix: &str,
+) -> Result<(Vec<gst::Element>, gst::Element), String> {
+    let n = |what: &str| format!("{prefix}-{what}");
+    let mut elements = Vec::new();
     if let Some(parser) = codec.parser() {
         let p = make(parser, n("parse"))?;
         set_if_present(&p, "config-interval", "-1");
@@ -216,14 +293,5 @@ pub fn build(
     let tee = make("tee", n("tee"))?;
     tee.set_property("allow-not-linked", true);
     elements.push(tee.clone());
-
-    bin.add_many(&elements).map_err(|e| e.to_string())?;
-    gst::Element::link_many(&elements)
-        .map_err(|_| format!("cannot link the {pad_name} chain for {name}"))?;
-    Ok(Chain {
-        codec,
-        elements,
-        encoder,
-        tee,
-    })
+    Ok((elements, tee))
 }

@@ -29,6 +29,7 @@ pub mod congestion;
 mod handler;
 mod imp;
 mod input;
+mod renditions;
 mod viewer;
 
 glib::wrapper! {

@@ -18,6 +18,10 @@ pub struct Branch {
     pub tee: gst::Element,
     pub tee_pad: gst::Pad,
     pub valve: gst::Element,
+    /// The branch's entrance on the peer bin (what the tee pad is linked to).
+    ghost: gst::GhostPad,
+    /// The queue's sink pad, where delta frames are dropped until a key frame.
+    entry: gst::Pad,
 }
 
 pub struct Viewer {
@@ -34,6 +38,8 @@ pub struct Viewer {
     pub link: super::congestion::Link,
     /// Our payloaders carry transport-wide sequence numbers and our offer the extension.
     pub twcc: bool,
+    /// The rendition its video comes from (see `renditions`).
+    pub placement: super::renditions::ladder::Placement,
 }
 
 fn make(factory: &str, name: String) -> Result<gst::Element, String> {
@@ -53,6 +59,7 @@ impl Viewer {
             created: Instant::now(),
             link,
             twcc,
+            placement: Default::default(),
         }
     }
 
@@ -116,8 +123,13 @@ impl Viewer {
         for e in elements {
             let _ = e.sync_state_with_parent();
         }
-        let tee_pad = chain
-            .tee
+        let level = if codec.is_video() {
+            self.placement.level
+        } else {
+            0
+        };
+        let tee = chain.tee_at(level);
+        let tee_pad = tee
             .request_pad_simple("src_%u")
             .ok_or("the tee gave no pad")?;
         tee_pad
@@ -125,14 +137,42 @@ impl Viewer {
             .map_err(|e| format!("cannot link a viewer to the input: {e:?}"))?;
         self.branches.push(Branch {
             video: codec.is_video(),
-            tee: chain.tee.clone(),
+            tee: tee.clone(),
             tee_pad,
             valve,
+            ghost,
+            entry: qsink,
         });
         if codec.is_video() {
-            chain.request_keyframe();
+            chain.request_keyframe_at(level);
         }
         self.apply_gates();
+        Ok(())
+    }
+
+    /// Moves the video branch to rendition `level` of `chain`: off the old tee, onto the new
+    /// one, its pictures dropped until the new rendition's next key frame (asked for at once).
+    /// The payloader stays, so the viewer's RTP stream goes on; the new caps travel ahead of
+    /// the first picture, and the viewer's decoder takes the new size from its key frame.
+    pub fn switch_video(&mut self, chain: &Chain, level: usize) -> Result<(), String> {
+        let Some(b) = self.branches.iter_mut().find(|b| b.video) else {
+            return Ok(());
+        };
+        let tee = chain.tee_at(level);
+        if tee == &b.tee {
+            return Ok(());
+        }
+        let pad = tee
+            .request_pad_simple("src_%u")
+            .ok_or("the tee gave no pad")?;
+        gate_until_keyframe(&b.entry);
+        let _ = b.tee_pad.unlink(&b.ghost);
+        b.tee.release_request_pad(&b.tee_pad);
+        pad.link(&b.ghost)
+            .map_err(|e| format!("cannot move to rendition {level}: {e:?}"))?;
+        b.tee = tee.clone();
+        b.tee_pad = pad;
+        chain.request_keyframe_at(level);
         Ok(())
     }
 

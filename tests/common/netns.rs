@@ -94,11 +94,23 @@ pub fn add_udp_rule(ns: &Netns, table: &str, rule: &str) {
 /// Runs the ignored test `test` of this test binary as a child process inside `ns`, with `key`
 /// set to `dir` in its environment; its output (stdout and stderr) comes line by line.
 pub fn child_in(ns: &Netns, test: &str, key: &str, dir: &Path) -> (Child, mpsc::Receiver<String>) {
+    child_in_env(ns, test, key, dir, &[])
+}
+
+/// [`child_in`], with more variables in the child's environment.
+pub fn child_in_env(
+    ns: &Netns,
+    test: &str,
+    key: &str,
+    dir: &Path,
+    env: &[(&str, &str)],
+) -> (Child, mpsc::Receiver<String>) {
     let exe = std::env::current_exe().expect("test binary");
     let mut child = Command::new("ip")
         .args(["netns", "exec", &ns.0])
         .arg(exe)
         .args([test, "--exact", "--ignored", "--nocapture"])
+        .envs(env.iter().copied())
         .env(key, dir)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
