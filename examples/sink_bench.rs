@@ -7,7 +7,8 @@
 //! the viewers (webrtcbin + the protocol core, decoding) run in this process.
 //!
 //! `cargo build --release --lib && cargo run --release --example sink_bench [-- --ten]
-//! [--congestion-control gcc|loss|disabled] [--video-codec h264|vp8|vp9|av1] [--size 1280x720]`
+//! [--congestion-control gcc|loss|disabled] [--video-codec h264|vp8|vp9|av1] [--size 1280x720]
+//! [--renditions 1|2|3]`
 
 use clap::Parser;
 use std::process::{Child, Command};
@@ -36,13 +37,15 @@ fn publisher(server: &Server, args: &Args) -> Publisher {
     );
     let desc = format!(
         "videotestsrc is-live=true pattern=ball ! video/x-raw,width={w},height={h},framerate=30/1 ! \
-         vdoninjasink name=s stream-id=bench congestion-control={cc} video-codec={codec} {} \
+         vdoninjasink name=s stream-id=bench congestion-control={cc} video-codec={codec} \
+         renditions={renditions} {} \
          audiotestsrc is-live=true ! audio/x-raw,rate=48000,channels=2 ! s.",
         server.props(),
         w = args.width(),
         h = args.height(),
         cc = args.congestion_control,
         codec = args.video_codec,
+        renditions = args.renditions,
     );
     Publisher(
         Command::new("gst-launch-1.0")
@@ -107,6 +110,9 @@ struct Args {
     /// The input's picture size, WIDTHxHEIGHT.
     #[arg(long, default_value = "1280x720")]
     size: String,
+    /// The sink's renditions: what each extra encoding costs.
+    #[arg(long, default_value_t = 1)]
+    renditions: u32,
 }
 
 impl Args {
@@ -154,8 +160,8 @@ fn main() {
     std::thread::sleep(Duration::from_secs(5));
     let idle = (cpu_seconds(pid) - idle0) / 5.0 * 100.0;
     println!(
-        "publisher {}@30 {} + Opus, congestion-control={}, no viewer: {idle:.1} % of one core",
-        args.size, args.video_codec, args.congestion_control
+        "publisher {}@30 {} + Opus, congestion-control={}, renditions={}, no viewer: {idle:.1} % of one core",
+        args.size, args.video_codec, args.congestion_control, args.renditions
     );
     let mut rounds = vec![1, 3];
     if args.ten {
