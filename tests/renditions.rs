@@ -250,7 +250,9 @@ fn two_viewers(what: &str, renditions: u32, free: Duration, limited: Duration) -
 /// viewer's frames a second and frozen share under the limit (last 20 s)).
 fn judge(seconds: &[Second]) -> (f64, f64, f64, f64) {
     let mean = |xs: Vec<u64>| xs.iter().sum::<u64>() as f64 / xs.len().max(1) as f64;
-    let before: Vec<&Second> = seconds.iter().filter(|s| !s.limited).skip(3).collect();
+    // Alone: the last 4 s before the limit (both links free, the encoder settled).
+    let free: Vec<&Second> = seconds.iter().filter(|s| !s.limited).collect();
+    let before = &free[free.len().saturating_sub(4)..];
     let under: Vec<&Second> = seconds.iter().filter(|s| s.limited).collect();
     let settled = &under[under.len().saturating_sub(20)..];
     let free_before = mean(before.iter().map(|s| s.kbps[0]).collect());
@@ -293,7 +295,7 @@ fn renditions_bench() {
         let seconds = two_viewers(
             &format!("bench{r}"),
             r,
-            Duration::from_secs(8),
+            Duration::from_secs(10),
             Duration::from_secs(35),
         );
         let (before, under, fps, frozen) = judge(&seconds);
