@@ -69,20 +69,27 @@ pub fn sdp_has_twcc(sdp: &str) -> bool {
         .any(|l| l.starts_with("a=extmap:") && l.contains(TWCC_URI))
 }
 
-/// Packet counters of one viewer's video as its receiver reports give them: (sent, lost),
-/// summed over its streams. Read asynchronously: `get-stats` answers on webrtcbin's thread.
+/// The loss one viewer's receiver reports give: the highest `fraction-lost` of the
+/// `remote-inbound-rtp` entries of its webrtcbin's statistics, in thousandths, and whether any
+/// was seen. Read asynchronously: `get-stats` answers on webrtcbin's thread.
+///
+/// Not the cumulative packet counts: in GStreamer 1.22 only one of a viewer's streams gets a
+/// `remote-inbound-rtp` (rtpsource keeps the last report block of a receiver report, and a
+/// viewer reports on audio and video in one), and its `packets-lost` is -1 once retransmissions
+/// arrive (more packets than expected). A report's fraction lost since the previous one is
+/// sound, and a link drops audio and video packets alike, so either stream's tells the link's.
 #[derive(Default)]
 pub struct ReportCounters {
-    sent: AtomicU64,
-    lost: AtomicU64,
+    permille: AtomicU64,
+    seen: std::sync::atomic::AtomicBool,
 }
 
 impl ReportCounters {
-    pub fn get(&self) -> (u64, u64) {
-        (
-            self.sent.load(Ordering::Relaxed),
-            self.lost.load(Ordering::Relaxed),
-        )
+    /// The last fraction of packets lost (0.0–1.0), once a report has come.
+    pub fn loss(&self) -> Option<f64> {
+        self.seen
+            .load(Ordering::Relaxed)
+            .then(|| self.permille.load(Ordering::Relaxed) as f64 / 1000.0)
     }
 }
 
@@ -90,23 +97,22 @@ impl ReportCounters {
 pub fn poll_reports(webrtc: &gst::Element, into: Arc<ReportCounters>) {
     let promise = gst::Promise::with_change_func(move |reply| {
         let Ok(Some(stats)) = reply else { return };
-        let (mut sent, mut lost) = (0u64, 0u64);
+        let mut loss: Option<f64> = None;
         for (_, value) in stats.iter() {
             let Ok(s) = value.get::<gst::Structure>() else {
                 continue;
             };
-            // The counters' integer types vary between webrtcbin's structures: read any number.
-            let count = |field: &str| {
-                crate::peer::stats::number(&s, field).map_or(0, |n| n.max(0.0) as u64)
-            };
-            match s.name().as_str() {
-                "outbound-rtp" => sent += count("packets-sent"),
-                "remote-inbound-rtp" => lost += count("packets-lost"),
-                _ => {}
+            if s.name() == "remote-inbound-rtp"
+                && let Some(f) = crate::peer::stats::number(&s, "fraction-lost")
+            {
+                loss = Some(loss.map_or(f, |l| l.max(f)));
             }
         }
-        into.sent.store(sent, Ordering::Relaxed);
-        into.lost.store(lost, Ordering::Relaxed);
+        if let Some(l) = loss {
+            let permille = (l.clamp(0.0, 1.0) * 1000.0).round() as u64;
+            into.permille.store(permille, Ordering::Relaxed);
+            into.seen.store(true, Ordering::Relaxed);
+        }
     });
     webrtc.emit_by_name::<()>("get-stats", &[&None::<gst::Pad>, &promise]);
 }

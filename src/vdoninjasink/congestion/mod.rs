@@ -80,7 +80,8 @@ pub struct Link {
     /// rtpgccbwe's estimate (kbit/s; 0: none yet).
     pub gcc: Arc<AtomicU32>,
     pub reports: Arc<gcc::ReportCounters>,
-    window: Option<(Instant, (u64, u64))>,
+    /// When the loss was last turned into an estimate.
+    window: Option<Instant>,
     loss: loss::LossEstimator,
     /// The last estimate (kbit/s) and loss fraction seen.
     pub estimate: Option<u32>,
@@ -121,21 +122,18 @@ impl Link {
                 }
             }
             LinkMode::Loss => {
-                let counters = self.reports.get();
-                match self.window {
-                    Some((since, (sent0, lost0))) if now - since >= LOSS_WINDOW => {
-                        let sent = counters.0.saturating_sub(sent0);
-                        let lost = counters.1.saturating_sub(lost0);
-                        if sent > 0 {
-                            self.loss_fraction = lost as f64 / (sent + lost) as f64;
-                            self.estimate = Some(self.loss.on_report(self.loss_fraction));
-                        }
-                        self.window = Some((now, counters));
+                let due = self
+                    .window
+                    .is_none_or(|since| now.saturating_duration_since(since) >= LOSS_WINDOW);
+                if due {
+                    // What the last poll found, then a new poll for the next window.
+                    if let Some(loss) = self.reports.loss() {
+                        self.loss_fraction = loss;
+                        self.estimate = Some(self.loss.on_report(loss));
                     }
-                    None => self.window = Some((now, counters)),
-                    _ => {}
+                    self.window = Some(now);
+                    gcc::poll_reports(webrtc, self.reports.clone());
                 }
-                gcc::poll_reports(webrtc, self.reports.clone());
             }
         }
     }
