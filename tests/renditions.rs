@@ -155,6 +155,8 @@ fn pictures(view: &Linked, from: Instant, to: Instant) -> (usize, Duration) {
 #[derive(Debug, Clone, Default)]
 struct Second {
     limited: bool,
+    /// Both viewers watch rendition 0.
+    both_on_top: bool,
     kbps: [u64; 2],
     frames: [u64; 2],
     frozen_ms: [u64; 2],
@@ -170,8 +172,13 @@ impl Second {
                 .and_then(|v| v.parse().ok())
                 .unwrap_or(0)
         };
+        let ladder = rest
+            .split_whitespace()
+            .find_map(|w| w.strip_prefix("ladder="))
+            .unwrap_or_default();
         Some(Self {
             limited,
+            both_on_top: ladder.split(',').next().is_some_and(|l| l.ends_with("/2")),
             kbps: [field("free_kbps"), field("narrow_kbps")],
             frames: [field("free_frames"), field("narrow_frames")],
             frozen_ms: [field("free_frozen_ms"), field("narrow_frozen_ms")],
@@ -182,7 +189,13 @@ impl Second {
 
 /// Runs [`child_two_viewers`] with `renditions`: `free` seconds with both links free, then
 /// `limited` seconds with the narrow viewer's link at 600 kbit/s. Every second it reported.
-fn two_viewers(what: &str, renditions: u32, free: Duration, limited: Duration) -> Vec<Second> {
+fn two_viewers(
+    what: &str,
+    renditions: u32,
+    free: Duration,
+    limited: Duration,
+    freed: Duration,
+) -> Vec<Second> {
     let ns = Netns::new(what);
     let dir = tempfile::tempdir().expect("tempdir");
     let r = renditions.to_string();
@@ -212,7 +225,17 @@ fn two_viewers(what: &str, renditions: u32, free: Duration, limited: Duration) -
         log.join("\n")
     );
     let mut seconds = Vec::new();
-    for (limited, length) in [(false, free), (true, limited)] {
+    for (i, (limited, length)) in [(false, free), (true, limited), (false, freed)]
+        .into_iter()
+        .enumerate()
+    {
+        if i == 2 {
+            eprintln!(
+                "packets counted {:?} (all UDP, dropped to the narrow viewer)",
+                counters(&ns, "narrow")
+            );
+            ns.exec("nft", &["delete", "table", "inet", "narrow"]);
+        }
         if limited {
             add_udp_rule(
                 &ns,
@@ -230,10 +253,6 @@ fn two_viewers(what: &str, renditions: u32, free: Duration, limited: Duration) -
             }
         }
     }
-    eprintln!(
-        "packets counted {:?} (all UDP, dropped to the narrow viewer)",
-        counters(&ns, "narrow")
-    );
     std::fs::write(dir.path().join("stop"), b"").expect("stop file");
     let result = (0..20)
         .find_map(|_| {
@@ -251,7 +270,7 @@ fn two_viewers(what: &str, renditions: u32, free: Duration, limited: Duration) -
 fn judge(seconds: &[Second]) -> (f64, f64, f64, f64) {
     let mean = |xs: Vec<u64>| xs.iter().sum::<u64>() as f64 / xs.len().max(1) as f64;
     // Alone: the last 4 s before the limit (both links free, the encoder settled).
-    let free: Vec<&Second> = seconds.iter().filter(|s| !s.limited).collect();
+    let free: Vec<&Second> = seconds.iter().take_while(|s| !s.limited).collect();
     let before = &free[free.len().saturating_sub(4)..];
     let under: Vec<&Second> = seconds.iter().filter(|s| s.limited).collect();
     let settled = &under[under.len().saturating_sub(20)..];
@@ -268,7 +287,13 @@ static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
 #[test]
 fn one_narrow_viewer_does_not_set_the_free_viewers_picture() {
     let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
-    let seconds = two_viewers("rend2", 2, Duration::from_secs(8), Duration::from_secs(35));
+    let seconds = two_viewers(
+        "rend2",
+        2,
+        Duration::from_secs(10),
+        Duration::from_secs(35),
+        Duration::from_secs(30),
+    );
     let (before, under, fps, frozen) = judge(&seconds);
     eprintln!(
         "renditions=2: free viewer {before:.0} kbit/s alone, {under:.0} kbit/s beside the narrow \
@@ -284,6 +309,19 @@ fn one_narrow_viewer_does_not_set_the_free_viewers_picture() {
         fps >= 0.8 * 30.0,
         "the narrow viewer decodes 80 % of the frames: {fps:.1} fps"
     );
+    // Its link freed, the narrow viewer climbs back to the full picture by itself.
+    let after: Vec<&Second> = seconds
+        .iter()
+        .skip_while(|s| !s.limited)
+        .skip_while(|s| s.limited)
+        .collect();
+    let back = after.iter().position(|s| s.both_on_top);
+    eprintln!("back on rendition 0 {back:?} s after the limit went");
+    assert!(
+        back.is_some(),
+        "the narrow viewer is back on rendition 0 within {} s",
+        after.len()
+    );
 }
 
 /// The benchmark: one rendition, then two, the same schedule; prints both summaries.
@@ -297,6 +335,7 @@ fn renditions_bench() {
             r,
             Duration::from_secs(10),
             Duration::from_secs(35),
+            Duration::from_secs(20),
         );
         let (before, under, fps, frozen) = judge(&seconds);
         println!(

@@ -4,11 +4,13 @@
 //!
 //! Rendition 0 is the input's own size at `bitrate`; each one below it has half the width and
 //! height (a quarter of the pixels) and a quarter of the rate. A viewer moves down when its
-//! estimate falls under half its rendition's rate, up when it reaches 60 % of the rate of the
-//! rendition above, and not again until [`SETTLE`] has passed (an estimate swings after a
-//! move). A rendition's encoder may run above its own rate, up to a quarter above the point
-//! where its viewers move up: a link can only show that it carries more by carrying it (GCC's
-//! estimate grows from what is acknowledged), so a wide link climbs back by itself.
+//! estimate falls under half its rendition's rate, up when both its estimate and what it is
+//! being sent reach 60 % of the rate of the rendition above, and not again until [`SETTLE`]
+//! has passed (an estimate swings after a move). GCC's estimate runs far ahead of what is sent
+//! on a link that shows no delay (a policer: 1,500 kbit/s estimated while 680 went through a
+//! 600 kbit/s limit), so only a rate the link has carried moves a viewer up. For that, a
+//! rendition's encoder may run above its own rate, up to a quarter above the point where its
+//! viewers move up: a wide link climbs back by itself.
 
 use std::time::{Duration, Instant};
 
@@ -79,10 +81,12 @@ pub struct Placement {
 }
 
 impl Placement {
-    /// The viewer's new rendition, when it is to move.
+    /// The viewer's new rendition, when it is to move. `sent`: the rate of the rendition it
+    /// watches (what its link has been carrying).
     pub fn update(
         &mut self,
         estimate: Option<u32>,
+        sent: u32,
         ladder: &Ladder,
         now: Instant,
     ) -> Option<usize> {
@@ -105,7 +109,7 @@ impl Placement {
                 .unwrap_or(last);
             return self.move_to(to, now);
         }
-        if self.level > 0 && e >= ladder.up_at(self.level) {
+        if self.level > 0 && e.min(sent) >= ladder.up_at(self.level) {
             return self.move_to(self.level - 1, now);
         }
         None
@@ -145,24 +149,31 @@ mod tests {
     fn a_narrow_viewer_moves_down_and_stays_while_its_link_is_narrow() {
         let t0 = Instant::now();
         let mut p = Placement::default();
-        assert_eq!(p.update(None, &LADDER, t0), None, "no estimate, no move");
-        assert_eq!(p.update(Some(2000), &LADDER, t0), None);
-        assert_eq!(p.update(Some(600), &LADDER, t0), Some(1));
+        assert_eq!(
+            p.update(None, 2500, &LADDER, t0),
+            None,
+            "no estimate, no move"
+        );
+        assert_eq!(p.update(Some(2000), 2500, &LADDER, t0), None);
+        assert_eq!(p.update(Some(600), 2500, &LADDER, t0), Some(1));
         for s in 1..60 {
             let now = t0 + Duration::from_secs(s);
-            assert_eq!(p.update(Some(900), &LADDER, now), None, "at {s} s");
+            assert_eq!(p.update(Some(900), 700, &LADDER, now), None, "at {s} s");
         }
+        // GCC's estimate runs ahead of what a policed link carries: not enough to move up.
+        let later = t0 + Duration::from_secs(61);
+        assert_eq!(p.update(Some(2000), 680, &LADDER, later), None);
     }
 
     #[test]
     fn a_wide_link_climbs_back_after_settling() {
         let t0 = Instant::now();
         let mut p = Placement::default();
-        assert_eq!(p.update(Some(500), &LADDER, t0), Some(1));
+        assert_eq!(p.update(Some(500), 2500, &LADDER, t0), Some(1));
         let soon = t0 + Duration::from_secs(1);
-        assert_eq!(p.update(Some(1600), &LADDER, soon), None, "settling");
+        assert_eq!(p.update(Some(1600), 2500, &LADDER, soon), None, "settling");
         let later = t0 + SETTLE;
-        assert_eq!(p.update(Some(1600), &LADDER, later), Some(0));
+        assert_eq!(p.update(Some(1600), 1600, &LADDER, later), Some(0));
         assert!(LADDER.cap(1) > 1500, "the rendition below can show 1,500");
     }
 
@@ -173,20 +184,20 @@ mod tests {
             ..LADDER
         };
         let mut p = Placement::default();
-        assert_eq!(p.update(Some(200), &l, Instant::now()), Some(2));
+        assert_eq!(p.update(Some(200), 2500, &l, Instant::now()), Some(2));
         let mut p = Placement::default();
-        assert_eq!(p.update(Some(400), &l, Instant::now()), Some(1));
+        assert_eq!(p.update(Some(400), 2500, &l, Instant::now()), Some(1));
     }
 
     #[test]
     fn fewer_renditions_move_viewers_to_what_is_left() {
         let t0 = Instant::now();
         let mut p = Placement::default();
-        p.update(Some(500), &LADDER, t0);
+        p.update(Some(500), 2500, &LADDER, t0);
         let one = Ladder {
             levels: 1,
             ..LADDER
         };
-        assert_eq!(p.update(None, &one, t0), Some(0));
+        assert_eq!(p.update(None, 2500, &one, t0), Some(0));
     }
 }

@@ -120,9 +120,18 @@ impl VdoNinjaSink {
             .filter_map(|t| t.chain.as_ref())
             .find(|c| c.codec.is_video() && !c.renditions.is_empty())?;
         let watching = |v: &super::viewer::Viewer| v.want_video && v.video_kbps != Some(0);
+        // What each rendition sends now: what its viewers' links have been carrying.
+        let sent: Vec<u32> = std::iter::once(st.video_kbps)
+            .chain(chain.renditions.iter().enumerate().map(|(i, r)| {
+                st.rendition_rates
+                    .get(i)
+                    .map_or(ladder.nominal(r.level), |rate| rate.current())
+            }))
+            .collect();
         for v in st.viewers.values_mut() {
             let from = v.placement.level;
-            if let Some(to) = v.placement.update(v.link.estimate, ladder, now)
+            let shown = sent.get(from).copied().unwrap_or(0);
+            if let Some(to) = v.placement.update(v.link.estimate, shown, ladder, now)
                 && to != from
             {
                 gst::info!(
