@@ -19,11 +19,13 @@ use std::time::{Duration, Instant};
 
 use common::linked::Linked;
 use common::media::*;
-use common::netns::{Netns, add_udp_rule, child_in, counters};
+use common::netns::{Netns, add_udp_rule, child_in_env, counters};
 use gst::prelude::*;
 use gstvdoninja::server::hub::ServerMode;
 
 const CHILD: &str = "VDONINJA_TEST_NARROW_CHILD";
+/// The publisher's `congestion-control` in the child (default `gcc`).
+const CC: &str = "VDONINJA_TEST_NARROW_CC";
 /// A gap between two decoded pictures longer than this counts as frozen, all of it.
 const FREEZE: Duration = Duration::from_millis(200);
 
@@ -36,10 +38,11 @@ fn child_narrow() {
         return;
     };
     let dir = PathBuf::from(dir);
+    let cc = std::env::var(CC).unwrap_or_else(|_| "gcc".into());
     let server = Server::start(ServerMode::Official);
     let publisher = launch(&format!(
         "videotestsrc is-live=true pattern=snow ! video/x-raw,width=640,height=360,framerate=30/1 ! \
-         vdoninjasink name=p stream-id=narrow {props} \
+         vdoninjasink name=p stream-id=narrow congestion-control={cc} {props} \
          audiotestsrc is-live=true wave=ticks ! audio/x-raw,rate=48000,channels=2 ! p.",
         props = server.props()
     ));
@@ -167,10 +170,10 @@ impl Second {
 
 /// Runs [`child_narrow`] in a namespace of its own through `schedule` (limit in kbit/s, 0 =
 /// free, for how long), after the pictures began; every second it reported.
-fn narrow_run(what: &str, schedule: &[(u32, Duration)]) -> Vec<Second> {
+fn narrow_run(what: &str, cc: &str, schedule: &[(u32, Duration)]) -> Vec<Second> {
     let ns = Netns::new(what);
     let dir = tempfile::tempdir().expect("tempdir");
-    let (mut child, lines) = child_in(&ns, "child_narrow", CHILD, dir.path());
+    let (mut child, lines) = child_in_env(&ns, "child_narrow", CHILD, dir.path(), &[(CC, cc)]);
     let mut log = Vec::new();
     let deadline = Instant::now() + Duration::from_secs(60);
     let mut ready = false;
@@ -244,6 +247,7 @@ fn a_viewer_behind_1000_kbits_gets_a_picture_that_fits() {
     let limited = Duration::from_secs(25);
     let seconds = narrow_run(
         "narrow",
+        "gcc",
         &[
             (0, Duration::from_secs(5)),
             (1000, limited),
@@ -295,6 +299,7 @@ fn a_viewer_behind_1000_kbits_gets_a_picture_that_fits() {
 fn congestion_bench() {
     let seconds = narrow_run(
         "bench",
+        "gcc",
         &[
             (0, Duration::from_secs(10)),
             (1000, Duration::from_secs(20)),
@@ -313,4 +318,33 @@ fn congestion_bench() {
             settled.iter().map(|s| s.frozen_ms).sum::<u64>()
         );
     }
+}
+
+#[test]
+fn a_viewer_judged_by_its_loss_behind_1000_kbits_gets_a_picture_that_fits() {
+    // congestion-control=loss: what viewers without transport-wide feedback get (Raspberry
+    // Ninja, GStreamer 1.22 clients), judged by the loss in their receiver reports.
+    let seconds = narrow_run(
+        "loss",
+        "loss",
+        &[(0, Duration::from_secs(5)), (1000, Duration::from_secs(30))],
+    );
+    let under: Vec<&Second> = seconds.iter().filter(|s| s.limit == 1000).collect();
+    let settled = &under[under.len().saturating_sub(15)..];
+    let fps = mean(settled.iter().map(|s| s.frames));
+    let frozen = settled.iter().map(|s| s.frozen_ms).sum::<u64>() as f64
+        / (settled.len().max(1) as f64 * 1000.0);
+    let target = mean(settled.iter().map(|s| u64::from(s.target)));
+    eprintln!(
+        "loss-judged, under 1,000 kbit/s (last {} s): {fps:.1} fps decoded, frozen {:.1} %, \
+         encoder {target:.0} kbit/s",
+        settled.len(),
+        frozen * 100.0,
+    );
+    assert!(settled.iter().all(|s| s.mode == "loss"), "judged by loss");
+    assert!(
+        target <= 1300.0,
+        "the encoder follows the link: {target:.0} kbit/s"
+    );
+    assert!(fps >= 20.0, "{fps:.1} pictures a second decoded");
 }

@@ -165,6 +165,10 @@ impl VdoNinjaSink {
                 self.tick_soon(),
             );
         }
+        if settings.congestion_control != super::congestion::CongestionControl::Disabled {
+            // For viewers without transport-wide feedback (decided once they answer).
+            super::congestion::gcc::listen_to_reports(&p.webrtc, link.reports.clone());
+        }
         let obj = self.obj();
         obj.add(&p.bin).map_err(|e| e.to_string())?;
         let _ = p.bin.sync_state_with_parent();

@@ -450,10 +450,10 @@ impl ObjectImpl for VdoNinjaSink {
                 .blurb(
                     "How the shared video encoder follows its viewers' links: gcc (Google \
                      Congestion Control on each viewer's transport-wide feedback, which browsers \
-                     and vdoninjasrc send; the loss-based fallback for viewers that send none \
-                     reads no loss yet, so they do not move it), loss (receiver reports only; \
-                     the same caveat), disabled (only explicit bitrate requests move it). The \
-                     encoder runs at the lowest viewer's estimate within min-bitrate..max-bitrate, \
+                     and vdoninjasrc send; viewers that send none are judged by loss), loss (the \
+                     loss each viewer's RTCP tells: its receiver reports and the packets it asks \
+                     for again), disabled (only explicit bitrate requests move it). The encoder \
+                     runs at the lowest viewer's estimate within min-bitrate..max-bitrate, \
                      bitrate being where it starts and rests",
                 )
                 .mutable_ready()

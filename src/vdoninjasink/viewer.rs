@@ -106,6 +106,7 @@ impl Viewer {
             trans.set_property("do-nack", codec.is_video());
         }
         let pay_src = pay.static_pad("src").ok_or("payloader without src pad")?;
+        count_sent(&pay_src, self.link.reports.clone());
         pay_src
             .link(&wsink)
             .map_err(|e| format!("cannot link the payloader to webrtcbin: {e:?}"))?;
@@ -238,6 +239,22 @@ fn answer_serialized_queries(pad: &gst::Pad) {
             _ => gst::PadProbeReturn::Ok,
         }
     });
+}
+
+/// Counts the RTP packets sent to the viewer (for its loss, see `congestion`).
+fn count_sent(pad: &gst::Pad, into: std::sync::Arc<super::congestion::gcc::ReportCounters>) {
+    use std::sync::atomic::Ordering;
+    pad.add_probe(
+        gst::PadProbeType::BUFFER | gst::PadProbeType::BUFFER_LIST,
+        move |_, info| {
+            let n = match &info.data {
+                Some(gst::PadProbeData::BufferList(l)) => l.len() as u64,
+                _ => 1,
+            };
+            into.sent.fetch_add(n, Ordering::Relaxed);
+            gst::PadProbeReturn::Ok
+        },
+    );
 }
 
 /// Drops delta units on `pad` until a key frame passes. (Dropping is done by returning

@@ -4,7 +4,7 @@
 //! (`rtpgccbwe` from gst-plugins-rs, the estimator `webrtcsink` uses) as webrtcbin's auxiliary
 //! sender, reading the viewer's transport-wide feedback; the transport-wide sequence-number
 //! header extension on our payloaders and in our offer; and, for viewers that send no such
-//! feedback, the loss in their RTCP receiver reports, read with `get-stats`.
+//! feedback, the loss in their RTCP receiver reports, read as they arrive.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
@@ -69,50 +69,59 @@ pub fn sdp_has_twcc(sdp: &str) -> bool {
         .any(|l| l.starts_with("a=extmap:") && l.contains(TWCC_URI))
 }
 
-/// The loss one viewer's receiver reports give: the highest `fraction-lost` of the
-/// `remote-inbound-rtp` entries of its webrtcbin's statistics, in thousandths, and whether any
-/// was seen. Read asynchronously: `get-stats` answers on webrtcbin's thread.
-///
-/// Not the cumulative packet counts: in GStreamer 1.22 only one of a viewer's streams gets a
-/// `remote-inbound-rtp` (rtpsource keeps the last report block of a receiver report, and a
-/// viewer reports on audio and video in one), and its `packets-lost` is -1 once retransmissions
-/// arrive (more packets than expected). A report's fraction lost since the previous one is
-/// sound, and a link drops audio and video packets alike, so either stream's tells the link's.
+/// The loss one viewer's RTCP tells: the highest fraction lost of the report blocks that came
+/// since it was last taken, in thousandths; and the packets it asked for again against the
+/// packets sent to it.
 #[derive(Default)]
 pub struct ReportCounters {
     permille: AtomicU64,
     seen: std::sync::atomic::AtomicBool,
+    /// Packets the viewer asked for again (generic NACKs), and RTP packets sent to it.
+    pub nacked: AtomicU64,
+    pub sent: AtomicU64,
 }
 
 impl ReportCounters {
-    /// The last fraction of packets lost (0.0–1.0), once a report has come.
-    pub fn loss(&self) -> Option<f64> {
+    /// The highest fraction of packets lost (0.0–1.0) the reports since the last call gave, or
+    /// none if no report came.
+    pub fn take(&self) -> Option<f64> {
         self.seen
-            .load(Ordering::Relaxed)
-            .then(|| self.permille.load(Ordering::Relaxed) as f64 / 1000.0)
+            .swap(false, Ordering::Relaxed)
+            .then(|| self.permille.swap(0, Ordering::Relaxed) as f64 / 1000.0)
+    }
+
+    fn add(&self, loss: f64) {
+        let permille = (loss.clamp(0.0, 1.0) * 1000.0).round() as u64;
+        self.permille.fetch_max(permille, Ordering::Relaxed);
+        self.seen.store(true, Ordering::Relaxed);
     }
 }
 
-/// Asks `webrtc` for its statistics; the answer updates `into` when it comes.
-pub fn poll_reports(webrtc: &gst::Element, into: Arc<ReportCounters>) {
-    let promise = gst::Promise::with_change_func(move |reply| {
-        let Ok(Some(stats)) = reply else { return };
-        let mut loss: Option<f64> = None;
-        for (_, value) in stats.iter() {
-            let Ok(s) = value.get::<gst::Structure>() else {
-                continue;
-            };
-            if s.name() == "remote-inbound-rtp"
-                && let Some(f) = crate::peer::stats::number(&s, "fraction-lost")
-            {
-                loss = Some(loss.map_or(f, |l| l.max(f)));
+/// Reads the report blocks of the RTCP `webrtc` receives from its viewer as it arrives (each
+/// RTP session's `on-receiving-rtcp`, on the session's thread: a parse and an atomic store).
+pub fn listen_to_reports(webrtc: &gst::Element, into: Arc<ReportCounters>) {
+    let Some(rtpbin) = webrtc
+        .downcast_ref::<gst::Bin>()
+        .and_then(|b| b.by_name("rtpbin"))
+        .and_then(|r| r.downcast::<gst::Bin>().ok())
+    else {
+        return;
+    };
+    rtpbin.connect_element_added(move |_, element| {
+        if element.find_property("internal-session").is_none() {
+            return;
+        }
+        let session = element.property::<gst::glib::Object>("internal-session");
+        let into = into.clone();
+        session.connect("on-receiving-rtcp", false, move |args| {
+            let buffer = args.get(1).and_then(|v| v.get::<gst::Buffer>().ok())?;
+            let map = buffer.map_readable().ok()?;
+            for block in super::reports::report_blocks(map.as_slice()) {
+                into.add(block.loss());
             }
-        }
-        if let Some(l) = loss {
-            let permille = (l.clamp(0.0, 1.0) * 1000.0).round() as u64;
-            into.permille.store(permille, Ordering::Relaxed);
-            into.seen.store(true, Ordering::Relaxed);
-        }
+            let nacked = super::reports::nacked_packets(map.as_slice());
+            into.nacked.fetch_add(u64::from(nacked), Ordering::Relaxed);
+            None
+        });
     });
-    webrtc.emit_by_name::<()>("get-stats", &[&None::<gst::Pad>, &promise]);
 }

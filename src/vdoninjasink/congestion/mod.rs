@@ -9,11 +9,13 @@
 //! `min-bitrate`..`max-bitrate`. It runs on the media thread every [`TICK`]; a moved target is
 //! logged and posted as `vdoninja/bitrate-changed`.
 //!
-//! Files: `rate` and `loss` (sans-IO, unit-tested), `gcc` (webrtcbin, rtpgccbwe, statistics).
+//! Files: `rate`, `loss` and `reports` (sans-IO, unit-tested), `gcc` (webrtcbin, rtpgccbwe,
+//! the viewer's RTCP as it arrives).
 
 pub mod gcc;
 pub mod loss;
 pub mod rate;
+pub mod reports;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -112,7 +114,7 @@ impl Link {
     }
 
     /// Reads what came in since the last tick into `estimate`.
-    fn tick(&mut self, webrtc: &gst::Element, now: Instant) {
+    fn tick(&mut self, now: Instant) {
         match self.mode {
             LinkMode::Pending => {}
             LinkMode::Gcc => {
@@ -126,13 +128,21 @@ impl Link {
                     .window
                     .is_none_or(|since| now.saturating_duration_since(since) >= LOSS_WINDOW);
                 if due {
-                    // What the last poll found, then a new poll for the next window.
-                    if let Some(loss) = self.reports.loss() {
+                    // The worst of the window's report blocks and of its NACKs against what
+                    // was sent (a NACK may ask for a packet twice: this errs toward loss).
+                    let reported = self.reports.take();
+                    let sent = self.reports.sent.swap(0, Ordering::Relaxed);
+                    let nacked = self.reports.nacked.swap(0, Ordering::Relaxed);
+                    let asked = (sent > 0).then(|| (nacked as f64 / sent as f64).min(1.0));
+                    let loss = match (reported, asked) {
+                        (Some(r), Some(a)) => Some(r.max(a)),
+                        (r, a) => r.or(a),
+                    };
+                    if let Some(loss) = loss {
                         self.loss_fraction = loss;
                         self.estimate = Some(self.loss.on_report(loss));
                     }
                     self.window = Some(now);
-                    gcc::poll_reports(webrtc, self.reports.clone());
                 }
             }
         }
@@ -175,7 +185,7 @@ impl VdoNinjaSink {
     fn congestion_tick(&self) {
         let now = Instant::now();
         for v in self.state().viewers.values_mut() {
-            v.link.tick(&v.peer.webrtc, now);
+            v.link.tick(now);
         }
         self.update_video_bitrate();
     }
