@@ -259,10 +259,18 @@ fn an_av1_guest_is_in_the_mix() {
         mix.tone(Colour::Red.tone()),
         mix.errors()
     );
+    // It came as AV1: the guest's own file, from the same connection, holds AV1 (some of it
+    // first: on a loaded machine the mix shows the guest before its file has a picture).
+    let file = dir.path().join("red.mkv");
+    let size = || std::fs::metadata(&file).map_or(0, |m| m.len());
+    assert!(
+        wait_until(Duration::from_secs(20), || size() > 100_000),
+        "the guest's file grows: {} bytes",
+        size()
+    );
     let _ = mix.pipeline.set_state(gst::State::Null);
     let _ = p.set_state(gst::State::Null);
-    // It came as AV1: the guest's own file, from the same connection, holds AV1.
-    let r = inspect_file(&dir.path().join("red.mkv"), "matroskademux");
+    let r = inspect_file(&file, "matroskademux");
     assert!(
         r.all_decoded() && r.count("video/x-av1") == 1,
         "{:?} {:?}",
