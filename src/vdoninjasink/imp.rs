@@ -431,7 +431,7 @@ impl ObjectImpl for VdoNinjaSink {
                     .nick("Renditions")
                     .blurb(
                         "Encodings of raw video kept for viewers of different links: 1 (one \
-                         encoder, at the lowest viewer's link), 2 or 3 (each more one at half the \
+                         encoder, at the lowest viewer's link), 2 or 3 (each further one at half the \
                          width and height and a quarter of the rate of the one above). Each \
                          viewer gets, at a key frame, the best one its link carries, so a viewer \
                          on a narrow link no longer lowers everyone's picture; each extra \
