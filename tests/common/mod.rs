@@ -13,6 +13,7 @@ pub mod netns;
 pub mod proxy;
 pub mod recorder;
 pub mod run;
+pub mod slots;
 
 use std::net::SocketAddr;
 use std::time::Duration;
