@@ -76,9 +76,12 @@ pub fn sdp_has_twcc(sdp: &str) -> bool {
 pub struct ReportCounters {
     permille: AtomicU64,
     seen: std::sync::atomic::AtomicBool,
-    /// Packets the viewer asked for again (generic NACKs), and RTP packets sent to it.
-    pub nacked: AtomicU64,
+    /// Packets the viewer asked for again (generic NACKs), each once, and RTP packets sent to
+    /// it, since the last window.
+    pub nacked: std::sync::Mutex<std::collections::HashSet<(u32, u16)>>,
     pub sent: AtomicU64,
+    /// The viewer has sent a NACK: its silence between them means no loss.
+    pub sends_nacks: std::sync::atomic::AtomicBool,
 }
 
 impl ReportCounters {
@@ -119,8 +122,15 @@ pub fn listen_to_reports(webrtc: &gst::Element, into: Arc<ReportCounters>) {
             for block in super::reports::report_blocks(map.as_slice()) {
                 into.add(block.loss());
             }
-            let nacked = super::reports::nacked_packets(map.as_slice());
-            into.nacked.fetch_add(u64::from(nacked), Ordering::Relaxed);
+            let nacked = super::reports::nacked(map.as_slice());
+            if !nacked.is_empty() {
+                into.sends_nacks.store(true, Ordering::Relaxed);
+                let mut seen = into.nacked.lock().unwrap_or_else(|e| e.into_inner());
+                // Bounded: far more than a window's packets on any link we serve.
+                if seen.len() < 100_000 {
+                    seen.extend(nacked);
+                }
+            }
             None
         });
     });

@@ -33,9 +33,11 @@ pub use crate::peer::sdp::TWCC_URI;
 /// How often the estimates are read and the encoder moved.
 pub const TICK: Duration = Duration::from_millis(500);
 
-/// How often a loss-judged viewer's reports are turned into an estimate: receiver reports come
-/// every second or few, a shorter window would take "no report yet" for "no loss".
-const LOSS_WINDOW: Duration = Duration::from_secs(2);
+/// How often a loss-judged viewer's RTCP is turned into an estimate. NACKs come at once; a
+/// window with packets sent and none asked for again is one without loss, for a viewer known
+/// to send NACKs. Receiver reports come every second or few: a window without one (and
+/// without NACKs from such a viewer) leaves the estimate where it is.
+const LOSS_WINDOW: Duration = Duration::from_secs(1);
 
 /// The `congestion-control` property.
 #[derive(Debug, Eq, PartialEq, Hash, Clone, Copy, Default, glib::Enum)]
@@ -128,12 +130,20 @@ impl Link {
                     .window
                     .is_none_or(|since| now.saturating_duration_since(since) >= LOSS_WINDOW);
                 if due {
-                    // The worst of the window's report blocks and of its NACKs against what
-                    // was sent (a NACK may ask for a packet twice: this errs toward loss).
+                    // The worst of the window's report blocks and of the packets its NACKs
+                    // asked for (each once) against what was sent.
                     let reported = self.reports.take();
                     let sent = self.reports.sent.swap(0, Ordering::Relaxed);
-                    let nacked = self.reports.nacked.swap(0, Ordering::Relaxed);
-                    let asked = (sent > 0).then(|| (nacked as f64 / sent as f64).min(1.0));
+                    let nacked = {
+                        let mut set = self
+                            .reports
+                            .nacked
+                            .lock()
+                            .unwrap_or_else(|e| e.into_inner());
+                        std::mem::take(&mut *set).len() as u64
+                    };
+                    let nacks = self.reports.sends_nacks.load(Ordering::Relaxed);
+                    let asked = (nacks && sent > 0).then(|| (nacked as f64 / sent as f64).min(1.0));
                     let loss = match (reported, asked) {
                         (Some(r), Some(a)) => Some(r.max(a)),
                         (r, a) => r.or(a),

@@ -27,12 +27,13 @@ const RR: u8 = 201;
 const RTPFB: u8 = 205;
 const GENERIC_NACK: u8 = 1;
 
-/// How many packets the generic NACKs in `rtcp` ask for again: each entry names one packet and
-/// up to 16 after it. Under loss a GStreamer receiver sends these at once and its receiver
-/// reports late or not at all (behind a 1,000 kbit/s policer none came in 30 s), so they are
-/// what tells the loss in time.
-pub fn nacked_packets(rtcp: &[u8]) -> u32 {
-    let mut nacked = 0;
+/// The packets the generic NACKs in `rtcp` ask for again, as (media SSRC, sequence number):
+/// each entry names one packet and up to 16 after it. Under loss a GStreamer receiver sends
+/// these at once and its receiver reports late or not at all (behind a 1,000 kbit/s policer
+/// none came in 30 s), so they are what tells the loss in time. A packet may be asked for more
+/// than once: the caller counts each once.
+pub fn nacked(rtcp: &[u8]) -> Vec<(u32, u16)> {
+    let mut out = Vec::new();
     let mut rest = rtcp;
     while rest.len() >= 4 {
         let version = rest[0] >> 6;
@@ -44,15 +45,23 @@ pub fn nacked_packets(rtcp: &[u8]) -> u32 {
         }
         let packet = &rest[..len];
         rest = &rest[len..];
-        if packet_type != RTPFB || format != GENERIC_NACK {
+        if packet_type != RTPFB || format != GENERIC_NACK || packet.len() < 12 {
             continue;
         }
         // Header, sender SSRC, media SSRC; then (packet ID, bitmask of the 16 after it).
-        for fci in packet.get(12..).unwrap_or_default().chunks_exact(4) {
-            nacked += 1 + u16::from_be_bytes([fci[2], fci[3]]).count_ones();
+        let media = u32::from_be_bytes([packet[8], packet[9], packet[10], packet[11]]);
+        for fci in packet[12..].chunks_exact(4) {
+            let pid = u16::from_be_bytes([fci[0], fci[1]]);
+            let blp = u16::from_be_bytes([fci[2], fci[3]]);
+            out.push((media, pid));
+            for bit in 0..16u16 {
+                if blp & (1 << bit) != 0 {
+                    out.push((media, pid.wrapping_add(bit + 1)));
+                }
+            }
         }
     }
-    nacked
+    out
 }
 
 /// The report blocks of every sender and receiver report in `rtcp`. Anything malformed ends
@@ -153,16 +162,20 @@ mod tests {
         let mut p = vec![0x81, RTPFB, 0, 4];
         p.extend_from_slice(&7u32.to_be_bytes());
         p.extend_from_slice(&0xaaaau32.to_be_bytes());
-        p.extend_from_slice(&[0, 10, 0, 0, 0, 40, 0b0000_0000, 0b0000_0101]);
-        assert_eq!(nacked_packets(&p), 4);
-        // A transport-wide feedback (format 15) and a receiver report count nothing.
+        p.extend_from_slice(&[0, 10, 0, 0, 0xff, 0xff, 0b0000_0000, 0b0000_0101]);
+        assert_eq!(
+            nacked(&p),
+            vec![(0xaaaa, 10), (0xaaaa, 0xffff), (0xaaaa, 0), (0xaaaa, 2)],
+            "the bitmask counts on from the packet ID, across the wrap"
+        );
+        // A transport-wide feedback (format 15) and a receiver report ask for nothing.
         let mut twcc = p.clone();
         twcc[0] = 0x8f;
-        assert_eq!(nacked_packets(&twcc), 0);
-        assert_eq!(nacked_packets(&rr(7, &[(1, 10)])), 0);
+        assert!(nacked(&twcc).is_empty());
+        assert!(nacked(&rr(7, &[(1, 10)])).is_empty());
         let mut both = rr(7, &[(1, 10)]);
         both.extend_from_slice(&p);
-        assert_eq!(nacked_packets(&both), 4);
+        assert_eq!(nacked(&both).len(), 4);
     }
 
     #[test]
