@@ -64,7 +64,7 @@ fn child_narrow() {
     let src = view.pipeline.by_name("s").expect("src");
     let stop = dir.join("stop");
     let start = Instant::now();
-    let mut last_bytes = received_bytes(&src);
+    let mut last_bytes = bytes_received(&src);
     let mut n = 0u64;
     while !stop.exists() && start.elapsed() < Duration::from_secs(180) {
         n += 1;
@@ -83,9 +83,9 @@ fn child_narrow() {
                 )
             })
             .unwrap_or((-1, String::new(), 0.0));
-        let bytes = received_bytes(&src);
+        let bytes = bytes_received(&src);
         let since = tick - Duration::from_secs(1);
-        let (frames, frozen) = pictures(&view, since, tick);
+        let (frames, frozen) = view.pictures("video", since, tick, FREEZE);
         println!(
             "SEC t={n} target={target} estimate={} mode={} loss={:.3} received={} frames={frames} frozen_ms={}",
             viewer.0,
@@ -99,36 +99,6 @@ fn child_narrow() {
     }
     let _ = publisher.set_state(gst::State::Null);
     println!("RESULT trouble={:?}", view.trouble());
-}
-
-/// Bytes the viewer received, from its `stats`.
-fn received_bytes(src: &gst::Element) -> u64 {
-    let stats = src.property::<gst::Structure>("stats");
-    stats
-        .iter()
-        .filter_map(|(_, v)| v.get::<gst::Structure>().ok())
-        .map(|s| s.get::<u64>("bytes-received").unwrap_or(0))
-        .sum()
-}
-
-/// Pictures decoded in `from..to`, and the frozen time (gaps over [`FREEZE`]) that ended in it.
-fn pictures(view: &Linked, from: Instant, to: Instant) -> (usize, Duration) {
-    let seen = view.seen["video"].lock().expect("lock");
-    let mut frames = 0;
-    let mut frozen = Duration::ZERO;
-    let mut prev: Option<Instant> = None;
-    for (at, _) in seen.buffers.iter() {
-        if *at > from && *at <= to {
-            frames += 1;
-            if let Some(p) = prev
-                && *at - p > FREEZE
-            {
-                frozen += *at - p;
-            }
-        }
-        prev = Some(*at);
-    }
-    (frames, frozen)
 }
 
 /// One second of the child's report.
@@ -242,6 +212,35 @@ fn mean(xs: impl Iterator<Item = u64>) -> f64 {
     v.iter().sum::<u64>() as f64 / v.len().max(1) as f64
 }
 
+/// The last seconds of a run under one limit, summed up.
+struct Judged {
+    seconds: usize,
+    /// Pictures decoded a second.
+    fps: f64,
+    /// Share of the time frozen.
+    frozen: f64,
+    /// The encoder's and the received kbit/s.
+    target: f64,
+    received: f64,
+    /// Every second judged the viewer's link the `mode` way.
+    modes: Vec<String>,
+}
+
+/// The last `n` seconds under `limit`.
+fn judged(seconds: &[Second], limit: u32, n: usize) -> Judged {
+    let under: Vec<&Second> = seconds.iter().filter(|s| s.limit == limit).collect();
+    let settled = &under[under.len().saturating_sub(n)..];
+    Judged {
+        seconds: settled.len(),
+        fps: mean(settled.iter().map(|s| s.frames)),
+        frozen: settled.iter().map(|s| s.frozen_ms).sum::<u64>() as f64
+            / (settled.len().max(1) as f64 * 1000.0),
+        target: mean(settled.iter().map(|s| u64::from(s.target))),
+        received: mean(settled.iter().map(|s| s.received)),
+        modes: settled.iter().map(|s| s.mode.clone()).collect(),
+    }
+}
+
 #[test]
 fn a_viewer_behind_1000_kbits_gets_a_picture_that_fits() {
     let limited = Duration::from_secs(25);
@@ -255,22 +254,22 @@ fn a_viewer_behind_1000_kbits_gets_a_picture_that_fits() {
         ],
     );
     // The first 10 s under the limit are the adaptation; the last 15 are judged.
-    let under: Vec<&Second> = seconds.iter().filter(|s| s.limit == 1000).collect();
-    let settled = &under[under.len().saturating_sub(15)..];
-    let fps = mean(settled.iter().map(|s| s.frames));
-    let frozen = settled.iter().map(|s| s.frozen_ms).sum::<u64>() as f64
-        / (settled.len().max(1) as f64 * 1000.0);
-    let target = mean(settled.iter().map(|s| u64::from(s.target)));
-    let received = mean(settled.iter().map(|s| s.received));
+    let Judged {
+        seconds: n,
+        fps,
+        frozen,
+        target,
+        received,
+        modes,
+    } = judged(&seconds, 1000, 15);
     eprintln!(
-        "under 1,000 kbit/s (last {} s): {fps:.1} fps decoded, frozen {:.1} %, encoder {target:.0} \
+        "under 1,000 kbit/s (last {n} s): {fps:.1} fps decoded, frozen {:.1} %, encoder {target:.0} \
          kbit/s, received {received:.0} kbit/s, mode {:?}",
-        settled.len(),
         frozen * 100.0,
-        settled.last().map(|s| s.mode.clone())
+        modes.last()
     );
     assert!(
-        settled.iter().all(|s| s.mode == "gcc"),
+        modes.iter().all(|m| m == "gcc"),
         "our viewer answers with transport-wide feedback"
     );
     // It probes above the link and falls back (a policer shows no queueing delay, only loss):
@@ -308,14 +307,13 @@ fn congestion_bench() {
         ],
     );
     for limit in [1000, 500] {
-        let under: Vec<&Second> = seconds.iter().filter(|s| s.limit == limit).collect();
-        let settled = &under[under.len().saturating_sub(10)..];
+        let j = judged(&seconds, limit, 10);
         println!(
-            "limit {limit} kbit/s, last 10 s: encoder {:.0} kbit/s, received {:.0} kbit/s, {:.1} fps, frozen {} ms",
-            mean(settled.iter().map(|s| u64::from(s.target))),
-            mean(settled.iter().map(|s| s.received)),
-            mean(settled.iter().map(|s| s.frames)),
-            settled.iter().map(|s| s.frozen_ms).sum::<u64>()
+            "limit {limit} kbit/s, last 10 s: encoder {:.0} kbit/s, received {:.0} kbit/s, {:.1} fps, frozen {:.0} ms",
+            j.target,
+            j.received,
+            j.fps,
+            j.frozen * j.seconds as f64 * 1000.0
         );
     }
 }
@@ -323,25 +321,26 @@ fn congestion_bench() {
 #[test]
 fn a_viewer_judged_by_its_loss_behind_1000_kbits_gets_a_picture_that_fits() {
     // congestion-control=loss: what viewers without transport-wide feedback get (Raspberry
-    // Ninja, GStreamer 1.22 clients), judged by the loss in their receiver reports.
+    // Ninja, GStreamer 1.22 clients), judged by the loss their RTCP tells.
     let seconds = narrow_run(
         "loss",
         "loss",
         &[(0, Duration::from_secs(5)), (1000, Duration::from_secs(30))],
     );
-    let under: Vec<&Second> = seconds.iter().filter(|s| s.limit == 1000).collect();
-    let settled = &under[under.len().saturating_sub(15)..];
-    let fps = mean(settled.iter().map(|s| s.frames));
-    let frozen = settled.iter().map(|s| s.frozen_ms).sum::<u64>() as f64
-        / (settled.len().max(1) as f64 * 1000.0);
-    let target = mean(settled.iter().map(|s| u64::from(s.target)));
+    let Judged {
+        seconds: n,
+        fps,
+        frozen,
+        target,
+        modes,
+        ..
+    } = judged(&seconds, 1000, 15);
     eprintln!(
-        "loss-judged, under 1,000 kbit/s (last {} s): {fps:.1} fps decoded, frozen {:.1} %, \
+        "loss-judged, under 1,000 kbit/s (last {n} s): {fps:.1} fps decoded, frozen {:.1} %, \
          encoder {target:.0} kbit/s",
-        settled.len(),
         frozen * 100.0,
     );
-    assert!(settled.iter().all(|s| s.mode == "loss"), "judged by loss");
+    assert!(modes.iter().all(|m| m == "loss"), "judged by loss");
     assert!(
         target <= 1300.0,
         "the encoder follows the link: {target:.0} kbit/s"

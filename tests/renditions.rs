@@ -79,7 +79,7 @@ fn child_two_viewers() {
     let srcs = [&free, &narrow].map(|v| v.pipeline.by_name("s").expect("src"));
     let stop = dir.join("stop");
     let start = Instant::now();
-    let mut last = srcs.each_ref().map(received_bytes);
+    let mut last = srcs.each_ref().map(bytes_received);
     let mut n = 0u64;
     while !stop.exists() && start.elapsed() < Duration::from_secs(180) {
         n += 1;
@@ -99,8 +99,8 @@ fn child_two_viewers() {
         let mut line = format!("SEC t={n} ladder={ladder}");
         let views = [("free", &free), ("narrow", &narrow)];
         for (i, (src, (name, view))) in srcs.iter().zip(views).enumerate() {
-            let bytes = received_bytes(src);
-            let (frames, frozen) = pictures(view, since, tick);
+            let bytes = bytes_received(src);
+            let (frames, frozen) = view.pictures("video", since, tick, FREEZE);
             line += &format!(
                 " {name}_kbps={} {name}_frames={frames} {name}_frozen_ms={}",
                 bytes.saturating_sub(last[i]) * 8 / 1000,
@@ -119,36 +119,6 @@ fn child_two_viewers() {
             .flat_map(|v| v.trouble())
             .collect::<Vec<_>>()
     );
-}
-
-/// Bytes a viewer received, from its `stats`.
-fn received_bytes(src: &gst::Element) -> u64 {
-    let stats = src.property::<gst::Structure>("stats");
-    stats
-        .iter()
-        .filter_map(|(_, v)| v.get::<gst::Structure>().ok())
-        .map(|s| s.get::<u64>("bytes-received").unwrap_or(0))
-        .sum()
-}
-
-/// Pictures decoded in `from..to`, and the frozen time (gaps over [`FREEZE`]) that ended in it.
-fn pictures(view: &Linked, from: Instant, to: Instant) -> (usize, Duration) {
-    let seen = view.seen["video"].lock().expect("lock");
-    let mut frames = 0;
-    let mut frozen = Duration::ZERO;
-    let mut prev: Option<Instant> = None;
-    for (at, _) in seen.buffers.iter() {
-        if *at > from && *at <= to {
-            frames += 1;
-            if let Some(p) = prev
-                && *at - p > FREEZE
-            {
-                frozen += *at - p;
-            }
-        }
-        prev = Some(*at);
-    }
-    (frames, frozen)
 }
 
 /// One second of the child's report: per viewer (free, narrow) kbit/s, frames, frozen ms.

@@ -134,19 +134,31 @@ fn report_rtcp(rtpbin: &gst::Element, peer: PeerId, tx: UnboundedSender<Input>) 
     });
 }
 
+/// Calls `f` with each RTP session element (`rtpsession`) that `webrtc`'s rtpbin makes, as it
+/// is made (before it sends or receives anything).
+pub fn on_rtp_session(webrtc: &gst::Element, f: impl Fn(&gst::Element) + Send + Sync + 'static) {
+    let Some(rtpbin) = webrtc
+        .downcast_ref::<gst::Bin>()
+        .and_then(|b| b.by_name("rtpbin"))
+        .and_then(|r| r.downcast::<gst::Bin>().ok())
+    else {
+        return;
+    };
+    rtpbin.connect_element_added(move |_, element| {
+        if element.find_property("internal-session").is_some() {
+            f(element);
+        }
+    });
+}
+
 /// RTCP once a second, as browsers send it, not GStreamer's every 5 s (the first ~2.5 s in).
 /// A receiver aligns audio and video by the sender reports: until the first one comes it goes
 /// by arrival, and when it comes the audio steps (measured: 205 ms, 2 s into a recording of our
 /// publisher). Receiver reports, a viewer's only word on its link besides its data channel,
 /// come as often.
-fn rtcp_every_second(rtpbin: &gst::Element) {
-    let Some(bin) = rtpbin.downcast_ref::<gst::Bin>() else {
-        return;
-    };
-    bin.connect_element_added(|_, element| {
-        if element.find_property("rtcp-min-interval").is_some() {
-            element.set_property("rtcp-min-interval", 1_000_000_000u64);
-        }
+fn rtcp_every_second(webrtc: &gst::Element) {
+    on_rtp_session(webrtc, |session| {
+        session.set_property("rtcp-min-interval", 1_000_000_000u64);
     });
 }
 
@@ -243,8 +255,8 @@ impl Peer {
         if let Some(rtpbin) = &rtpbin {
             rtpbin.set_property("rtcp-sync-send-time", false);
             report_rtcp(rtpbin, opts.id, inputs.clone());
-            rtcp_every_second(rtpbin);
         }
+        rtcp_every_second(&webrtc);
         if let Some(stun) = &opts.ice.stun {
             webrtc.set_property("stun-server", stun);
         }

@@ -11,7 +11,7 @@ use gst::prelude::*;
 /// How long to wait for webrtcbin's `get-stats` answer.
 const STATS_TIMEOUT: Duration = Duration::from_millis(200);
 
-pub(crate) fn number(s: &gst::StructureRef, field: &str) -> Option<f64> {
+fn number(s: &gst::StructureRef, field: &str) -> Option<f64> {
     let v = s.value(field).ok()?;
     v.get::<f64>()
         .ok()

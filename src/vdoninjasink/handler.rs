@@ -271,13 +271,7 @@ impl VdoNinjaSink {
 
     /// The renditions' ladder, when the video input has lower renditions.
     fn ladder(&self) -> Option<super::renditions::ladder::Ladder> {
-        let levels = self
-            .state()
-            .tracks
-            .iter()
-            .filter_map(|t| t.chain.as_ref())
-            .find(|c| c.codec.is_video())
-            .map(|c| c.levels())?;
+        let levels = self.state().video_chain().map(|c| c.levels())?;
         if levels < 2 {
             return None;
         }

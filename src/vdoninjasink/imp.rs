@@ -86,8 +86,6 @@ pub(super) struct State {
     pub next_pad: u32,
     /// Moves the shared encoder (see `congestion`).
     pub rate: super::congestion::rate::RateController,
-    /// The lower renditions' rates (see `renditions`), rendition 1 first.
-    pub rendition_rates: Vec<super::congestion::rate::RateController>,
     /// Its periodic tick, while running.
     pub congestion: Option<tokio::task::JoinHandle<()>>,
     /// The warning that pre-encoded input cannot follow the viewers' links was posted.
@@ -95,6 +93,14 @@ pub(super) struct State {
 }
 
 impl State {
+    /// The chain of the video input, once its caps are known.
+    pub fn video_chain(&self) -> Option<&Chain> {
+        self.tracks
+            .iter()
+            .filter_map(|t| t.chain.as_ref())
+            .find(|c| c.codec.is_video())
+    }
+
     pub fn tracks_ready(&self) -> bool {
         !self.tracks.is_empty() && self.tracks.iter().all(|t| t.chain.is_some())
     }
@@ -128,6 +134,11 @@ impl VdoNinjaSink {
 
     pub(super) fn state(&self) -> MutexGuard<'_, State> {
         crate::common::lock(&self.state)
+    }
+
+    /// A handle on the media thread, while the signaling runs.
+    pub(super) fn runner(&self) -> Option<crate::common::driver::Runner> {
+        self.state().driver.as_ref().and_then(|d| d.runner())
     }
 
     /// Events on a request pad: the first caps decide the chain behind it.

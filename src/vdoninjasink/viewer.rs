@@ -106,7 +106,10 @@ impl Viewer {
             trans.set_property("do-nack", codec.is_video());
         }
         let pay_src = pay.static_pad("src").ok_or("payloader without src pad")?;
-        count_sent(&pay_src, self.link.reports.clone());
+        if codec.is_video() {
+            // What NACKs are measured against: our receivers ask again for video only.
+            count_sent(&pay_src, self.link.reports.clone());
+        }
         pay_src
             .link(&wsink)
             .map_err(|e| format!("cannot link the payloader to webrtcbin: {e:?}"))?;
@@ -241,7 +244,7 @@ fn answer_serialized_queries(pad: &gst::Pad) {
     });
 }
 
-/// Counts the RTP packets sent to the viewer (for its loss, see `congestion`).
+/// Counts the RTP packets sent to the viewer on `pad` (for its loss, see `congestion`).
 fn count_sent(pad: &gst::Pad, into: std::sync::Arc<super::congestion::gcc::ReportCounters>) {
     use std::sync::atomic::Ordering;
     pad.add_probe(

@@ -120,6 +120,33 @@ impl Linked {
         }
     }
 
+    /// Buffers that reached `sink` in `from..to`, and the frozen time (gaps over `freeze`)
+    /// that ended in it.
+    pub fn pictures(
+        &self,
+        sink: &str,
+        from: Instant,
+        to: Instant,
+        freeze: Duration,
+    ) -> (usize, Duration) {
+        let seen = self.seen[sink].lock().unwrap_or_else(|e| e.into_inner());
+        let mut frames = 0;
+        let mut frozen = Duration::ZERO;
+        let mut prev: Option<Instant> = None;
+        for (at, _) in seen.buffers.iter() {
+            if *at > from && *at <= to {
+                frames += 1;
+                if let Some(p) = prev
+                    && *at - p > freeze
+                {
+                    frozen += *at - p;
+                }
+            }
+            prev = Some(*at);
+        }
+        (frames, frozen)
+    }
+
     pub fn count(&self, sink: &str) -> usize {
         self.seen[sink].lock().expect("lock").buffers.len()
     }

@@ -810,3 +810,13 @@ pub fn launch(desc: &str) -> gst::Pipeline {
         }
     }
 }
+
+/// Bytes a `vdoninjasrc` received over all its peers, from its `stats`.
+pub fn bytes_received(src: &gst::Element) -> u64 {
+    let stats = src.property::<gst::Structure>("stats");
+    stats
+        .iter()
+        .filter_map(|(_, v)| v.get::<gst::Structure>().ok())
+        .map(|s| s.get::<u64>("bytes-received").unwrap_or(0))
+        .sum()
+}

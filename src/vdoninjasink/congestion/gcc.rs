@@ -103,17 +103,7 @@ impl ReportCounters {
 /// Reads the report blocks of the RTCP `webrtc` receives from its viewer as it arrives (each
 /// RTP session's `on-receiving-rtcp`, on the session's thread: a parse and an atomic store).
 pub fn listen_to_reports(webrtc: &gst::Element, into: Arc<ReportCounters>) {
-    let Some(rtpbin) = webrtc
-        .downcast_ref::<gst::Bin>()
-        .and_then(|b| b.by_name("rtpbin"))
-        .and_then(|r| r.downcast::<gst::Bin>().ok())
-    else {
-        return;
-    };
-    rtpbin.connect_element_added(move |_, element| {
-        if element.find_property("internal-session").is_none() {
-            return;
-        }
+    crate::peer::on_rtp_session(webrtc, move |element| {
         let session = element.property::<gst::glib::Object>("internal-session");
         let into = into.clone();
         session.connect("on-receiving-rtcp", false, move |args| {
@@ -122,8 +112,8 @@ pub fn listen_to_reports(webrtc: &gst::Element, into: Arc<ReportCounters>) {
             for block in super::reports::report_blocks(map.as_slice()) {
                 into.add(block.loss());
             }
-            let nacked = super::reports::nacked(map.as_slice());
-            if !nacked.is_empty() {
+            let mut nacked = super::reports::nacked(map.as_slice()).peekable();
+            if nacked.peek().is_some() {
                 into.sends_nacks.store(true, Ordering::Relaxed);
                 let mut seen = into.nacked.lock().unwrap_or_else(|e| e.into_inner());
                 // Bounded: far more than a window's packets on any link we serve.

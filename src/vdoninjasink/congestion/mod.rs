@@ -144,11 +144,7 @@ impl Link {
                     };
                     let nacks = self.reports.sends_nacks.load(Ordering::Relaxed);
                     let asked = (nacks && sent > 0).then(|| (nacked as f64 / sent as f64).min(1.0));
-                    let loss = match (reported, asked) {
-                        (Some(r), Some(a)) => Some(r.max(a)),
-                        (r, a) => r.or(a),
-                    };
-                    if let Some(loss) = loss {
+                    if let Some(loss) = [reported, asked].into_iter().flatten().reduce(f64::max) {
                         self.loss_fraction = loss;
                         self.estimate = Some(self.loss.on_report(loss));
                     }
@@ -168,7 +164,7 @@ impl VdoNinjaSink {
         Some(crate::common::driver::every(
             &*self.obj(),
             TICK,
-            |obj: &super::VdoNinjaSink| obj.imp().state().driver.as_ref().and_then(|d| d.runner()),
+            |obj: &super::VdoNinjaSink| obj.imp().runner(),
             |obj: &super::VdoNinjaSink| obj.imp().congestion_tick(),
         ))
     }
@@ -179,14 +175,13 @@ impl VdoNinjaSink {
     pub(super) fn tick_soon(&self) -> impl Fn() + Send + Sync + 'static {
         let weak = self.obj().downgrade();
         move || {
-            let Some(obj) = weak.upgrade() else { return };
-            let w = weak.clone();
-            if let Some(d) = &obj.imp().state().driver {
-                d.run(move || {
-                    if let Some(obj) = w.upgrade() {
-                        obj.imp().congestion_tick();
-                    }
-                });
+            if let Some(obj) = weak.upgrade() {
+                crate::common::driver::after(
+                    &obj,
+                    Duration::ZERO,
+                    |obj: &super::VdoNinjaSink| obj.imp().runner(),
+                    |obj: &super::VdoNinjaSink| obj.imp().congestion_tick(),
+                );
             }
         }
     }

@@ -27,82 +27,84 @@ const RR: u8 = 201;
 const RTPFB: u8 = 205;
 const GENERIC_NACK: u8 = 1;
 
+/// The packets of a compound RTCP packet: (the header's count or format field, packet type,
+/// the whole packet). A malformed header ends it; what came before it is kept.
+fn packets(rtcp: &[u8]) -> impl Iterator<Item = (u8, u8, &[u8])> {
+    let mut rest = rtcp;
+    std::iter::from_fn(move || {
+        if rest.len() < 4 {
+            return None;
+        }
+        let version = rest[0] >> 6;
+        let len = (usize::from(u16::from_be_bytes([rest[2], rest[3]])) + 1) * 4;
+        if version != 2 || len > rest.len() {
+            return None;
+        }
+        let (packet, next) = rest.split_at(len);
+        rest = next;
+        Some((packet[0] & 0x1f, packet[1], packet))
+    })
+}
+
 /// The packets the generic NACKs in `rtcp` ask for again, as (media SSRC, sequence number):
 /// each entry names one packet and up to 16 after it. Under loss a GStreamer receiver sends
 /// these at once and its receiver reports late or not at all (behind a 1,000 kbit/s policer
 /// none came in 30 s), so they are what tells the loss in time. A packet may be asked for more
 /// than once: the caller counts each once.
-pub fn nacked(rtcp: &[u8]) -> Vec<(u32, u16)> {
-    let mut out = Vec::new();
-    let mut rest = rtcp;
-    while rest.len() >= 4 {
-        let version = rest[0] >> 6;
-        let format = rest[0] & 0x1f;
-        let packet_type = rest[1];
-        let len = (usize::from(u16::from_be_bytes([rest[2], rest[3]])) + 1) * 4;
-        if version != 2 || len > rest.len() {
-            break;
-        }
-        let packet = &rest[..len];
-        rest = &rest[len..];
-        if packet_type != RTPFB || format != GENERIC_NACK || packet.len() < 12 {
-            continue;
-        }
-        // Header, sender SSRC, media SSRC; then (packet ID, bitmask of the 16 after it).
-        let media = u32::from_be_bytes([packet[8], packet[9], packet[10], packet[11]]);
-        for fci in packet[12..].chunks_exact(4) {
-            let pid = u16::from_be_bytes([fci[0], fci[1]]);
-            let blp = u16::from_be_bytes([fci[2], fci[3]]);
-            out.push((media, pid));
-            for bit in 0..16u16 {
-                if blp & (1 << bit) != 0 {
-                    out.push((media, pid.wrapping_add(bit + 1)));
-                }
-            }
-        }
-    }
-    out
+pub fn nacked(rtcp: &[u8]) -> impl Iterator<Item = (u32, u16)> + '_ {
+    packets(rtcp)
+        .filter(|(format, packet_type, p)| {
+            *packet_type == RTPFB && *format == GENERIC_NACK && p.len() >= 12
+        })
+        .flat_map(|(_, _, p)| {
+            // Header, sender SSRC, media SSRC; then (packet ID, bitmask of the 16 after it).
+            let media = u32::from_be_bytes([p[8], p[9], p[10], p[11]]);
+            p[12..].chunks_exact(4).flat_map(move |fci| {
+                let pid = u16::from_be_bytes([fci[0], fci[1]]);
+                let blp = u16::from_be_bytes([fci[2], fci[3]]);
+                std::iter::once(pid)
+                    .chain(
+                        (0..16u16)
+                            .filter(move |b| blp & (1 << b) != 0)
+                            .map(move |b| pid.wrapping_add(b + 1)),
+                    )
+                    .map(move |seq| (media, seq))
+            })
+        })
 }
 
-/// The report blocks of every sender and receiver report in `rtcp`. Anything malformed ends
-/// the reading (what was read before it is kept); other packet types are skipped.
-pub fn report_blocks(rtcp: &[u8]) -> Vec<ReportBlock> {
-    let mut out = Vec::new();
-    let mut rest = rtcp;
-    while rest.len() >= 4 {
-        let version = rest[0] >> 6;
-        let count = usize::from(rest[0] & 0x1f);
-        let packet_type = rest[1];
-        let len = (usize::from(u16::from_be_bytes([rest[2], rest[3]])) + 1) * 4;
-        if version != 2 || len > rest.len() {
-            break;
-        }
-        let packet = &rest[..len];
-        rest = &rest[len..];
+/// The report blocks of every sender and receiver report in `rtcp`; other packet types are
+/// skipped.
+pub fn report_blocks(rtcp: &[u8]) -> impl Iterator<Item = ReportBlock> + '_ {
+    packets(rtcp).flat_map(|(count, packet_type, p)| {
         // Header and sender SSRC (8 bytes), then a sender report's 20 bytes of sender info.
         let blocks_at = match packet_type {
             SR => 28,
             RR => 8,
-            _ => continue,
+            _ => p.len(),
         };
-        for block in packet
-            .get(blocks_at..)
+        p.get(blocks_at..)
             .unwrap_or_default()
             .chunks_exact(24)
-            .take(count)
-        {
-            out.push(ReportBlock {
-                ssrc: u32::from_be_bytes([block[0], block[1], block[2], block[3]]),
-                fraction_lost: block[4],
-            });
-        }
-    }
-    out
+            .take(usize::from(count))
+            .map(|b| ReportBlock {
+                ssrc: u32::from_be_bytes([b[0], b[1], b[2], b[3]]),
+                fraction_lost: b[4],
+            })
+    })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn blocks(rtcp: &[u8]) -> Vec<ReportBlock> {
+        report_blocks(rtcp).collect()
+    }
+
+    fn nacks(rtcp: &[u8]) -> Vec<(u32, u16)> {
+        nacked(rtcp).collect()
+    }
 
     /// A receiver report from `sender` with one block per (ssrc, fraction lost).
     fn rr(sender: u32, blocks: &[(u32, u8)]) -> Vec<u8> {
@@ -124,7 +126,7 @@ mod tests {
         // An SDES after it (skipped): header, SSRC, CNAME item, padding to a word.
         compound.extend_from_slice(&[0x81, 202, 0, 2, 0, 0, 0, 7, 1, 1, b'x', 0]);
         assert_eq!(
-            report_blocks(&compound),
+            blocks(&compound),
             vec![
                 ReportBlock {
                     ssrc: 0xaaaa,
@@ -136,7 +138,7 @@ mod tests {
                 },
             ]
         );
-        assert_eq!(report_blocks(&compound)[0].loss(), 0.25);
+        assert_eq!(blocks(&compound)[0].loss(), 0.25);
     }
 
     #[test]
@@ -148,7 +150,7 @@ mod tests {
         sr.push(128);
         sr.extend_from_slice(&[0; 19]);
         assert_eq!(
-            report_blocks(&sr),
+            blocks(&sr),
             vec![ReportBlock {
                 ssrc: 0xcccc,
                 fraction_lost: 128
@@ -164,37 +166,33 @@ mod tests {
         p.extend_from_slice(&0xaaaau32.to_be_bytes());
         p.extend_from_slice(&[0, 10, 0, 0, 0xff, 0xff, 0b0000_0000, 0b0000_0101]);
         assert_eq!(
-            nacked(&p),
+            nacks(&p),
             vec![(0xaaaa, 10), (0xaaaa, 0xffff), (0xaaaa, 0), (0xaaaa, 2)],
             "the bitmask counts on from the packet ID, across the wrap"
         );
         // A transport-wide feedback (format 15) and a receiver report ask for nothing.
         let mut twcc = p.clone();
         twcc[0] = 0x8f;
-        assert!(nacked(&twcc).is_empty());
-        assert!(nacked(&rr(7, &[(1, 10)])).is_empty());
+        assert!(nacks(&twcc).is_empty());
+        assert!(nacks(&rr(7, &[(1, 10)])).is_empty());
         let mut both = rr(7, &[(1, 10)]);
         both.extend_from_slice(&p);
-        assert_eq!(nacked(&both).len(), 4);
+        assert_eq!(nacks(&both).len(), 4);
     }
 
     #[test]
     fn malformed_input_gives_what_came_before_it() {
-        assert!(report_blocks(&[]).is_empty());
+        assert!(blocks(&[]).is_empty());
         assert!(
-            report_blocks(&[0x81, RR, 0xff, 0xff]).is_empty(),
+            blocks(&[0x81, RR, 0xff, 0xff]).is_empty(),
             "length past the end"
         );
         let mut p = rr(7, &[(1, 10)]);
         p.extend_from_slice(&[0x40, RR, 0, 0]);
-        assert_eq!(
-            report_blocks(&p).len(),
-            1,
-            "a version-1 header stops the reading"
-        );
+        assert_eq!(blocks(&p).len(), 1, "a version-1 header stops the reading");
         // A count larger than the blocks present reads the ones there are.
         let mut short = rr(7, &[(1, 10)]);
         short[0] = 0x85;
-        assert_eq!(report_blocks(&short).len(), 1);
+        assert_eq!(blocks(&short).len(), 1);
     }
 }

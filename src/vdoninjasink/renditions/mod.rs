@@ -7,8 +7,8 @@
 //! Owns: the lower renditions' encoders and tees (fed from a tee of the raw picture, beside the
 //! input's own encoder, each encoded once for all its viewers); where each viewer is
 //! ([`ladder::Placement`], from its link's estimate); moving a viewer's video branch from one
-//! rendition's tee to another's, at a key frame; and each rendition's encoder rate (one
-//! [`RateController`] per rendition: the lowest estimate of its viewers, within its cap).
+//! rendition's tee to another's, at a key frame; and each rendition's encoder rate (its own
+//! [`RateController`]: the lowest estimate of its viewers, within its cap).
 //! With one rendition (the default) none of this runs and the congestion control moves the
 //! one encoder as before.
 
@@ -37,6 +37,8 @@ pub struct Rendition {
     pub height: i32,
     /// The input's own size (rendition 0's).
     pub full: (i32, i32),
+    /// Its encoder's rate: the lowest estimate of its viewers, within its cap.
+    pub rate: RateController,
 }
 
 /// Builds renditions 1.. of `params.renditions` from `raw` (the raw picture's tee) in `bin`:
@@ -101,6 +103,11 @@ pub fn build(
             width: w,
             height: h,
             full: (width, height),
+            rate: RateController::new(
+                ladder.nominal(level),
+                ladder.floor.min(ladder.cap(level)),
+                ladder.cap(level),
+            ),
         });
     }
     Ok(out)
@@ -112,21 +119,17 @@ impl VdoNinjaSink {
     /// its viewers. Rendition 0's encoder is left to the caller (`move_encoder`) with the
     /// estimate of its own viewers, which this returns.
     pub(super) fn place_viewers(&self, ladder: &Ladder, now: Instant) -> Option<(u32, String)> {
-        let mut st = self.state();
-        let st = &mut *st;
+        let mut guard = self.state();
+        let st = &mut *guard;
+        let video_kbps = st.video_kbps;
         let chain = st
             .tracks
-            .iter()
-            .filter_map(|t| t.chain.as_ref())
+            .iter_mut()
+            .filter_map(|t| t.chain.as_mut())
             .find(|c| c.codec.is_video() && !c.renditions.is_empty())?;
-        let watching = |v: &super::viewer::Viewer| v.want_video && v.video_kbps != Some(0);
         // What each rendition sends now: what its viewers' links have been carrying.
-        let sent: Vec<u32> = std::iter::once(st.video_kbps)
-            .chain(chain.renditions.iter().enumerate().map(|(i, r)| {
-                st.rendition_rates
-                    .get(i)
-                    .map_or(ladder.nominal(r.level), |rate| rate.current())
-            }))
+        let sent: Vec<u32> = std::iter::once(video_kbps)
+            .chain(chain.renditions.iter().map(|r| r.rate.current()))
             .collect();
         for v in st.viewers.values_mut() {
             let from = v.placement.level;
@@ -146,30 +149,23 @@ impl VdoNinjaSink {
                 }
             }
         }
-        // The lowest estimate on each rendition, of the viewers that are not about to leave.
+        // The lowest estimate on each rendition, of the viewers that watch it and are not
+        // about to leave it.
         let mut lowest: Vec<Option<(u32, String)>> = vec![None; chain.levels()];
-        for v in st.viewers.values().filter(|v| watching(v)) {
+        for v in st
+            .viewers
+            .values()
+            .filter(|v| v.want_video && v.video_kbps != Some(0))
+        {
             let level = v.placement.level.min(chain.levels() - 1);
             let Some(e) = v.link.estimate else { continue };
-            if ladder.leaving(level, e) {
-                continue;
-            }
-            if lowest[level].as_ref().is_none_or(|(l, _)| e < *l) {
+            if !ladder.leaving(level, e) && lowest[level].as_ref().is_none_or(|(l, _)| e < *l) {
                 lowest[level] = Some((e, v.uuid.clone()));
             }
         }
-        if st.rendition_rates.len() != chain.renditions.len() {
-            st.rendition_rates = chain
-                .renditions
-                .iter()
-                .map(|r| {
-                    RateController::new(ladder.nominal(r.level), ladder.floor, ladder.cap(r.level))
-                })
-                .collect();
-        }
-        for (r, rate) in chain.renditions.iter().zip(st.rendition_rates.iter_mut()) {
+        for r in &mut chain.renditions {
             let cap = ladder.cap(r.level);
-            rate.set_limits(ladder.floor.min(cap), cap);
+            r.rate.set_limits(ladder.floor.min(cap), cap);
             let estimate = lowest[r.level].as_ref().map(|(e, _)| *e);
             // Without viewers a rendition rests at its own rate.
             let ceiling = if estimate.is_some() {
@@ -177,7 +173,7 @@ impl VdoNinjaSink {
             } else {
                 ladder.nominal(r.level)
             };
-            if let Some(kbps) = rate.update(ceiling, estimate, now) {
+            if let Some(kbps) = r.rate.update(ceiling, estimate, now) {
                 gst::debug!(CAT, imp = self, "rendition {} at {kbps} kbit/s", r.level);
                 set_bitrate(&r.encoder, kbps);
             }
@@ -188,12 +184,7 @@ impl VdoNinjaSink {
     /// The renditions' rates, for `stats`: (level, width, height, kbit/s, viewers).
     pub(super) fn rendition_stats(&self) -> Vec<(usize, i32, i32, u32, usize)> {
         let st = self.state();
-        let Some(chain) = st
-            .tracks
-            .iter()
-            .filter_map(|t| t.chain.as_ref())
-            .find(|c| c.codec.is_video() && !c.renditions.is_empty())
-        else {
+        let Some(chain) = st.video_chain().filter(|c| !c.renditions.is_empty()) else {
             return Vec::new();
         };
         let on = |level: usize| {
@@ -204,8 +195,8 @@ impl VdoNinjaSink {
         };
         let (w, h) = chain.renditions[0].full;
         let mut out = vec![(0, w, h, st.video_kbps, on(0))];
-        for (r, rate) in chain.renditions.iter().zip(&st.rendition_rates) {
-            out.push((r.level, r.width, r.height, rate.current(), on(r.level)));
+        for r in &chain.renditions {
+            out.push((r.level, r.width, r.height, r.rate.current(), on(r.level)));
         }
         out
     }
