@@ -145,6 +145,7 @@ impl VdoNinjaSrc {
                 recorder: None,
                 ts_tracks: Vec::new(),
                 mix_tracks: Vec::new(),
+                lane_inputs: Vec::new(),
             },
         );
         Ok(())
@@ -250,6 +251,8 @@ impl VdoNinjaSrc {
             None => None,
         };
 
+        let lane_input = self.lane_input(peer, &stream_id, &track);
+
         let announce = {
             let mut guard = self.state();
             let st = &mut *guard;
@@ -260,6 +263,7 @@ impl VdoNinjaSrc {
             r.tracks.push(track.clone());
             r.ts_tracks.extend(ts_track);
             r.mix_tracks.extend(mix_track);
+            r.lane_inputs.extend(lane_input);
             if let Some(l) = &r.label {
                 r.mix_tracks.iter().for_each(|t| t.set_label(l));
             }
@@ -307,6 +311,9 @@ impl VdoNinjaSrc {
                     let _ = obj.remove(t.bin());
                 }
             }
+        }
+        for input in r.lane_inputs.drain(..) {
+            input.remove(obj.upcast_ref());
         }
         self.release_pads(r.peer.id);
         r.peer.close(obj.upcast_ref());

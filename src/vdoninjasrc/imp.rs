@@ -139,6 +139,20 @@ impl VdoNinjaSrc {
             None
         };
         let mix = self.start_mix(&settings).map_err(bad)?;
+        let lanes = match (settings.record_audio, &pattern) {
+            (super::lanes::AudioFormat::None, _) => None,
+            (format, Some(p)) => Some(super::lanes::Lanes::new(
+                self.obj().upcast_ref(),
+                format,
+                p.clone(),
+            )),
+            (_, None) => {
+                return Err(bad(
+                    "record-audio writes its files next to record-location's: set record-location too"
+                        .into(),
+                ));
+            }
+        };
         let manifest = pattern
             .as_ref()
             .map(|p| Manifest::new(&p.directory(), settings.common.room.clone()));
@@ -148,6 +162,7 @@ impl VdoNinjaSrc {
         st.driver = Some(driver);
         st.pattern = pattern;
         st.manifest = manifest;
+        st.lanes = lanes;
         st.stall_watch = tsmux.is_some().then(|| self.watch_room_stream());
         st.tsmux = tsmux;
         st.mix = mix;
@@ -377,6 +392,14 @@ impl ObjectImpl for VdoNinjaSrc {
                     .blurb("Record every participant's audio and video into one Matroska file each, without transcoding: %s = stream ID (made safe for file names), %t = UTC start time, %% = %; the directory must exist; existing files are never overwritten. A manifest (vdoninja-manifest-<time>.json) lists the files")
                     .mutable_ready()
                     .build(),
+                glib::ParamSpecEnum::builder_with_default(
+                    "record-audio",
+                    super::lanes::AudioFormat::None,
+                )
+                .nick("Record aligned audio")
+                .blurb("Also write each stream ID's audio to one file (wav or flac, 48 kHz, the guest's channels) next to record-location's files, for DAWs: every file starts when the element starts playing and ends at the same length, with silence wherever the guest was not there; a guest who comes back continues in its file. FLAC is written as it goes; a killed recorder's WAV plays to its last sample. Needs record-location")
+                .mutable_ready()
+                .build(),
                 glib::ParamSpecBoolean::builder("mix")
                     .nick("Room mix")
                     .blurb("Also give the whole room as one picture (video_mix pad: every guest's video in a grid, re-laid-out as guests come and go) and one sound (audio_mix pad: every guest's audio mixed); only the linked mix pads are made")
@@ -466,6 +489,7 @@ impl ObjectImpl for VdoNinjaSrc {
             "bitrate" => s.bitrate = value.get().unwrap_or(0),
             "latency" => s.latency = value.get().unwrap_or(200),
             "record-location" => s.record_location = string(),
+            "record-audio" => s.record_audio = value.get().unwrap_or_default(),
             "rejoin-grace" => s.rejoin_grace = value.get().unwrap_or(30),
             "mix" => {
                 s.mix = value.get().unwrap_or(false);
@@ -502,6 +526,7 @@ impl ObjectImpl for VdoNinjaSrc {
             "bitrate" => s.bitrate.to_value(),
             "latency" => s.latency.to_value(),
             "record-location" => s.record_location.to_value(),
+            "record-audio" => s.record_audio.to_value(),
             "rejoin-grace" => s.rejoin_grace.to_value(),
             "mix" => s.mix.to_value(),
             "mix-width" => s.mix_width.to_value(),
@@ -613,6 +638,9 @@ impl ElementImpl for VdoNinjaSrc {
             let _teardown = self.teardown_lock();
             self.parent_change_state(transition)
         };
+        if transition == gst::StateChange::PausedToPlaying && ret.is_ok() {
+            self.begin_lanes();
+        }
         match transition {
             // A live source: no preroll.
             gst::StateChange::ReadyToPaused | gst::StateChange::PlayingToPaused if ret.is_ok() => {

@@ -9,7 +9,8 @@
 //! reconnects continues on the same pads (a key frame first, new caps where the format
 //! changed), so a pipeline that linked them once keeps its picture; a room guest's pads end
 //! (EOS) when it stays away longer than `rejoin-grace`. `record-location` writes one Matroska
-//! file per publisher ([`recording`]); the always `src` pad, when linked, carries the whole
+//! file per publisher ([`recording`]), and `record-audio=wav|flac` adds one aligned audio file
+//! per stream ID for DAWs ([`lanes`]); the always `src` pad, when linked, carries the whole
 //! room as MPEG-TS (`ts`). `mix=true` adds `video_mix` and `audio_mix`: the whole room as one
 //! picture and one sound ([`mix`]). Bus messages: `vdoninja/stream-added`,
 //! `vdoninja/stream-removed`, `vdoninja/recording-started`, `vdoninja/recording-finished`, and
@@ -22,6 +23,8 @@
 //!     s.video_cam1 ! queue ! videoconvert ! autovideosink  s.audio_cam1 ! queue ! autoaudiosink
 //! # record every guest of a room, one file each
 //! gst-launch-1.0 -e vdoninjasrc room=myroom password=secret record-location='rec/%s-%t.mkv'
+//! # ... and each guest's audio in one FLAC file, all aligned at the recording's start
+//! gst-launch-1.0 -e vdoninjasrc room=myroom record-location='rec/%s-%t.mkv' record-audio=flac
 //! # the whole room as MPEG-TS
 //! gst-launch-1.0 -e vdoninjasrc room=myroom password=secret ! filesink location=room.ts
 //! # the whole room as one picture and one sound, to MP4
@@ -33,7 +36,7 @@
 //! Files: `imp` (the GObject subclass: properties, pads, state changes), `state` (what it
 //! holds), `handler` (what the signaling asks for, on the media thread), `receive` (one
 //! publisher's receive chains), `lasting` (the pads that outlive connections), `recording/`,
-//! `ts/`, `mix/`.
+//! `ts/`, `mix/`, `lanes/`.
 
 use std::sync::LazyLock;
 
@@ -42,6 +45,7 @@ use gst::prelude::*;
 
 mod handler;
 mod imp;
+pub mod lanes;
 mod lasting;
 pub mod mix;
 mod receive;

@@ -35,6 +35,8 @@ pub(crate) struct Settings {
     pub mix_labels: bool,
     /// Seconds a room guest's pads wait for it to come back (`rejoin-grace`).
     pub rejoin_grace: u32,
+    /// Aligned per-guest audio files (`record-audio`).
+    pub record_audio: super::lanes::AudioFormat,
 }
 
 impl Default for Settings {
@@ -56,6 +58,7 @@ impl Default for Settings {
             mix_framerate: gst::Fraction::new(30, 1),
             mix_labels: true,
             rejoin_grace: 30,
+            record_audio: super::lanes::AudioFormat::None,
         }
     }
 }
@@ -88,6 +91,8 @@ pub(crate) struct Remote {
     pub recorder: Option<Recorder>,
     pub ts_tracks: Vec<TsTrack>,
     pub mix_tracks: Vec<MixTrack>,
+    /// Its audio into its stream ID's aligned file (`record-audio`).
+    pub lane_inputs: Vec<super::lanes::LaneInput>,
 }
 
 #[derive(Default)]
@@ -111,6 +116,8 @@ pub(crate) struct State {
     pub mix: Option<RoomMix>,
     /// Mix tracks ended by EOS, removed when the element stops.
     pub mix_finished: Vec<MixTrack>,
+    /// The aligned audio files (`record-audio`).
+    pub lanes: Option<super::lanes::Lanes>,
     /// EOS was asked for: post ours once every file is final.
     pub eos: bool,
     /// The video codec asked of publishers (`video-codec`, or H.264 for the MPEG-TS path).

@@ -37,6 +37,16 @@ pub struct Participant {
     pub files: Vec<FileEntry>,
 }
 
+/// One aligned audio file (`record-audio`): the stream ID's audio from the files' common start.
+#[derive(Debug, Clone, Serialize)]
+pub struct AudioEntry {
+    pub stream_id: String,
+    pub location: String,
+    /// Seconds of audio in it (every file of the recording ends at the same length).
+    pub duration: f64,
+    pub finalized: bool,
+}
+
 #[derive(Debug, Serialize)]
 pub struct Manifest {
     pub version: u32,
@@ -44,6 +54,12 @@ pub struct Manifest {
     /// UTC time of room-clock zero.
     pub started_utc: String,
     pub participants: Vec<Participant>,
+    /// Room-clock seconds of the aligned audio files' first sample.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub audio_start: Option<f64>,
+    /// The aligned audio files, one per stream ID.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub audio: Vec<AudioEntry>,
     #[serde(skip)]
     origin: Instant,
     #[serde(skip)]
@@ -62,6 +78,8 @@ impl Manifest {
             room,
             started_utc: utc_iso(now),
             participants: Vec::new(),
+            audio_start: None,
+            audio: Vec::new(),
             origin: Instant::now(),
             path,
         }

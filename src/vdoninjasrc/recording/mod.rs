@@ -177,10 +177,11 @@ impl VdoNinjaSrc {
     /// A child posted EOS: if it is a recorder's filesink, that file is final.
     pub(super) fn recording_done(&self, src: &gst::Object) {
         let st = self.state();
-        let Some(rec) = st.finishing.iter().find(|r| r.is_eos_source(src)) else {
-            return;
-        };
-        rec.done.store(true, Ordering::SeqCst);
+        match st.finishing.iter().find(|r| r.is_eos_source(src)) {
+            Some(rec) => rec.done.store(true, Ordering::SeqCst),
+            None if st.lanes.as_ref().is_some_and(|l| l.file_done(src)) => {}
+            None => return,
+        }
         if let Some(d) = &st.driver {
             let weak = self.obj().downgrade();
             d.run(move || {
@@ -204,9 +205,13 @@ impl VdoNinjaSrc {
         for rec in done {
             self.close_recorder(rec, true);
         }
+        self.note_audio_files();
         let post_eos = {
             let st = self.state();
-            st.eos && st.finishing.is_empty() && st.remotes.values().all(|r| r.recorder.is_none())
+            st.eos
+                && st.finishing.is_empty()
+                && st.remotes.values().all(|r| r.recorder.is_none())
+                && st.lanes.as_ref().is_none_or(|l| l.all_done())
         };
         if post_eos {
             self.post_eos();
@@ -267,13 +272,14 @@ impl VdoNinjaSrc {
     /// Finalizes every recording still finishing, waiting at most `timeout` (no media thread
     /// any more: EOS messages only set flags, this polls them).
     pub(super) fn wait_for_recordings(&self, timeout: Duration) {
+        self.end_lanes();
         let deadline = Instant::now() + timeout;
         loop {
-            let all = self
-                .state()
-                .finishing
-                .iter()
-                .all(|r| r.done.load(Ordering::SeqCst));
+            let all = {
+                let st = self.state();
+                st.finishing.iter().all(|r| r.done.load(Ordering::SeqCst))
+                    && st.lanes.as_ref().is_none_or(|l| l.all_done())
+            };
             if all || Instant::now() >= deadline {
                 break;
             }
@@ -283,6 +289,11 @@ impl VdoNinjaSrc {
         for rec in rest {
             let done = rec.done.load(Ordering::SeqCst);
             self.close_recorder(rec, done);
+        }
+        self.note_audio_files();
+        let lanes = self.state().lanes.take();
+        if let Some(lanes) = lanes {
+            lanes.close(self.obj().upcast_ref());
         }
         let ts: Vec<_> = std::mem::take(&mut self.state().ts_finished);
         for t in ts {
@@ -319,13 +330,15 @@ impl VdoNinjaSrc {
         if let Some((mix, tracks)) = mix {
             mix.end(&tracks);
         }
+        self.end_lanes();
         let (mux_idle, nothing_pending) = {
             let st = self.state();
             let idle = st
                 .tsmux
                 .as_ref()
                 .is_some_and(|m| m.element().num_sink_pads() == 0);
-            (idle, st.finishing.is_empty())
+            let lanes_done = st.lanes.as_ref().is_none_or(|l| l.all_done());
+            (idle, st.finishing.is_empty() && lanes_done)
         };
         if mux_idle && let Some(src) = self.src_pad() {
             src.push_event(gst::event::Eos::new());

@@ -1,0 +1,571 @@
+// SPDX-License-Identifier: MPL-2.0
+
+//! Aligned per-guest audio (`record-audio=wav|flac`), for DAWs: one file per stream ID for
+//! the whole recording, 48 kHz with the guest's channels, all starting at the same instant
+//! (when the element started playing) and holding silence wherever the guest was not there
+//! (before it joined, between a leave and a return, while it vanished). A guest who comes back
+//! under the same stream ID continues in the same file; at the end every file is padded to the
+//! same length, so that the files line up when dropped at zero.
+//!
+//! * [`timeline`]: sans-IO, where each decoded buffer goes in its file (silence, overlap);
+//! * [`writer`]: one file (`appsrc ! wavenc|flacenc ! filesink`);
+//! * here: the lanes of a recording, one input per connection (the guest's decoded audio into
+//!   an `appsink`), and the element's side (start, end, manifest).
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::SystemTime;
+
+use gst::glib;
+use gst::prelude::*;
+use gst::subclass::prelude::*;
+
+pub mod timeline;
+pub mod writer;
+
+use super::CAT;
+use super::imp::VdoNinjaSrc;
+use super::recording::location::{Pattern, unique_path, utc_stamp};
+use crate::protocol::machine::PeerId;
+use timeline::Timeline;
+use writer::{RATE, Writer, raw_caps};
+
+/// `record-audio`: the aligned audio files' format.
+#[derive(Debug, Eq, PartialEq, Hash, Clone, Copy, Default, glib::Enum)]
+#[repr(u32)]
+#[enum_type(name = "GstVdoNinjaRecordAudio")]
+pub enum AudioFormat {
+    #[default]
+    #[enum_value(name = "None: no aligned audio files", nick = "none")]
+    None,
+    #[enum_value(name = "WAV (16-bit PCM)", nick = "wav")]
+    Wav,
+    #[enum_value(name = "FLAC (lossless, written as it goes)", nick = "flac")]
+    Flac,
+}
+
+impl AudioFormat {
+    fn extension(self) -> &'static str {
+        match self {
+            Self::Flac => "flac",
+            _ => "wav",
+        }
+    }
+}
+
+/// One stream ID's file.
+struct Lane {
+    timeline: Timeline,
+    writer: Writer,
+    done: bool,
+}
+
+struct Inner {
+    format: AudioFormat,
+    pattern: Pattern,
+    /// `%t` of every file: when the recording started.
+    stamp: String,
+    parent: glib::WeakRef<gst::Bin>,
+    /// Running time of every file's first sample.
+    origin: Option<gst::ClockTime>,
+    lanes: BTreeMap<String, Lane>,
+    /// Connections whose first samples are held back (see [`HOLD`]), by input.
+    pending: BTreeMap<u32, Pending>,
+    /// Each input's stream ID.
+    input_streams: BTreeMap<u32, String>,
+    ended: bool,
+}
+
+/// A connection's first samples, held until its time stamps have settled.
+#[derive(Default)]
+struct Pending {
+    /// (position from its time stamp, samples)
+    held: Vec<(i64, gst::Buffer)>,
+    frames: u64,
+    anchored: bool,
+}
+
+/// How long a connection's first audio is held back: the receiver's time stamps start up to
+/// ~70 ms late (the first packets' arrival, delayed by the connection's set-up, is the jitter
+/// buffer's reference) and settle within about a second.
+pub const HOLD: std::time::Duration = std::time::Duration::from_secs(2);
+const HOLD_FRAMES: u64 = RATE as u64 * 2;
+
+/// Samples from the files' start of running time `rt` (negative before it).
+fn position(origin: gst::ClockTime, rt: gst::ClockTime) -> i64 {
+    let t = Timeline::new(RATE);
+    match rt.checked_sub(origin) {
+        Some(d) => t.sample_at(d.nseconds()) as i64,
+        None => -(t.sample_at((origin - rt).nseconds()) as i64),
+    }
+}
+
+/// Writes `buf` (whole frames of the lane's format) at sample `at` of the lane's file.
+fn place(lane: &mut Lane, at: i64, buf: &gst::Buffer) {
+    let frames = (buf.size() / (2 * lane.writer.channels as usize)) as u64;
+    let early = if at < 0 {
+        at.unsigned_abs().min(frames)
+    } else {
+        0
+    };
+    let from = lane.timeline.written();
+    let p = lane.timeline.place(at.max(0) as u64, frames - early);
+    if p.silence > 0 {
+        lane.writer.silence(from, p.silence);
+    }
+    lane.writer.samples(buf, from + p.silence, p.skip + early);
+}
+
+impl Inner {
+    /// `stream_id`'s lane, made (with its file) if it has none; the file, if made.
+    fn lane(&mut self, stream_id: &str, channels: u32) -> Result<Option<NewFile>, String> {
+        if self.lanes.contains_key(stream_id) {
+            return Ok(None);
+        }
+        let parent = self.parent.upgrade().ok_or("the element is gone")?;
+        let location = unique_path(
+            &self
+                .pattern
+                .expand(stream_id, &self.stamp)
+                .with_extension(self.format.extension()),
+        );
+        let writer = Writer::start(&parent, self.format, &location, channels)?;
+        self.lanes.insert(
+            stream_id.to_string(),
+            Lane {
+                timeline: Timeline::new(RATE),
+                writer,
+                done: false,
+            },
+        );
+        Ok(Some(NewFile {
+            stream_id: stream_id.to_string(),
+            location,
+        }))
+    }
+
+    /// Places what connection `input` holds as one run, anchored on its newest time stamp.
+    fn flush(&mut self, input: u32, stream_id: &str) {
+        let Some(p) = self.pending.get_mut(&input) else {
+            return;
+        };
+        p.anchored = true;
+        let held = std::mem::take(&mut p.held);
+        let Some(lane) = self.lanes.get_mut(stream_id) else {
+            return;
+        };
+        let ch = lane.writer.channels as usize;
+        let run: Vec<(i64, u64)> = held
+            .iter()
+            .map(|(at, b)| (*at, (b.size() / (2 * ch)) as u64))
+            .collect();
+        for ((_, buf), at) in held.iter().zip(timeline::run_positions(RATE, &run)) {
+            place(lane, at, buf);
+        }
+    }
+}
+
+/// The aligned audio files of one recording.
+#[derive(Clone)]
+pub struct Lanes(Arc<Mutex<Inner>>);
+
+/// One connection's audio into its lane (a bin in the element, removed with the connection).
+pub struct LaneInput {
+    bin: gst::Bin,
+    source: gst::Pad,
+    sink: gst::Pad,
+    lanes: Lanes,
+    input: u32,
+}
+
+/// A file that was just made, for the manifest.
+pub struct NewFile {
+    pub stream_id: String,
+    pub location: PathBuf,
+}
+
+fn make(factory: &str) -> Result<gst::Element, String> {
+    crate::common::elements::make(factory, None)
+}
+
+impl Lanes {
+    pub fn new(parent: &gst::Bin, format: AudioFormat, pattern: Pattern) -> Self {
+        Self(Arc::new(Mutex::new(Inner {
+            format,
+            pattern,
+            stamp: utc_stamp(SystemTime::now()),
+            parent: parent.downgrade(),
+            origin: None,
+            lanes: BTreeMap::new(),
+            pending: BTreeMap::new(),
+            input_streams: BTreeMap::new(),
+            ended: false,
+        })))
+    }
+
+    fn inner(&self) -> std::sync::MutexGuard<'_, Inner> {
+        crate::common::lock(&self.0)
+    }
+
+    /// The files start here (the element's running time when it started playing).
+    pub fn begin(&self, running_time: gst::ClockTime) {
+        let mut i = self.inner();
+        if i.origin.is_none() {
+            i.origin = Some(running_time);
+        }
+    }
+
+    /// The channels of `stream_id`'s file, once it has one.
+    fn channels(&self, stream_id: &str) -> Option<u32> {
+        self.inner().lanes.get(stream_id).map(|l| l.writer.channels)
+    }
+
+    /// Writes one decoded sample of connection `input` (of `stream_id`) where it belongs;
+    /// returns the file it made, if this was the stream's first. A connection's first
+    /// [`HOLD`] is held back, then placed as one run where its newest time stamp says (see
+    /// [`timeline::run_positions`]).
+    fn write(
+        &self,
+        input: u32,
+        stream_id: &str,
+        sample: &gst::Sample,
+    ) -> Result<Option<NewFile>, String> {
+        let mut guard = self.inner();
+        let i = &mut *guard;
+        let (Some(origin), false) = (i.origin, i.ended) else {
+            return Ok(None);
+        };
+        let (Some(buf), Some(segment)) = (sample.buffer_owned(), sample.segment()) else {
+            return Ok(None);
+        };
+        let Some(rt) = buf.pts().and_then(|pts| {
+            segment
+                .downcast_ref::<gst::ClockTime>()?
+                .to_running_time(pts)
+        }) else {
+            return Ok(None);
+        };
+        let channels = sample
+            .caps()
+            .and_then(|c| c.structure(0)?.get::<i32>("channels").ok())
+            .unwrap_or(1)
+            .clamp(1, 2) as u32;
+        let made = i.lane(stream_id, channels)?;
+        let Some(lane) = i.lanes.get_mut(stream_id) else {
+            return Ok(made);
+        };
+        if lane.writer.channels != channels {
+            gst::debug!(
+                CAT,
+                "{stream_id}: {channels} channels, its file has {}",
+                lane.writer.channels
+            );
+            return Ok(made);
+        }
+        let at = position(origin, rt);
+        let frames = (buf.size() / (2 * channels as usize)) as u64;
+        let pending = i.pending.entry(input).or_default();
+        if pending.anchored {
+            place(lane, at, &buf);
+            return Ok(made);
+        }
+        pending.held.push((at, buf));
+        pending.frames += frames;
+        if pending.frames >= HOLD_FRAMES {
+            i.flush(input, stream_id);
+        }
+        Ok(made)
+    }
+
+    /// Connection `input` ended: what it still holds goes into its file.
+    fn input_ended(&self, input: u32) {
+        let mut i = self.inner();
+        if let Some(id) = i.input_streams.remove(&input)
+            && !i.ended
+            && i.pending.get(&input).is_some_and(|p| !p.anchored)
+        {
+            i.flush(input, &id);
+        }
+        i.pending.remove(&input);
+    }
+
+    /// Ends every file at the same length: `now` (running time) or the longest file's end,
+    /// whichever is later. Later samples are not written.
+    pub fn end(&self, now: Option<gst::ClockTime>) {
+        let mut guard = self.inner();
+        let i = &mut *guard;
+        if i.ended {
+            return;
+        }
+        let held: Vec<u32> = i
+            .pending
+            .iter()
+            .filter(|(_, p)| !p.anchored)
+            .map(|(k, _)| *k)
+            .collect();
+        for input in held {
+            if let Some(id) = i.input_streams.get(&input).cloned() {
+                i.flush(input, &id);
+            }
+        }
+        i.ended = true;
+        let Some(origin) = i.origin else { return };
+        let at_now = now
+            .and_then(|n| n.checked_sub(origin))
+            .map_or(0, |d| Timeline::new(RATE).sample_at(d.nseconds()));
+        let end = i
+            .lanes
+            .values()
+            .map(|l| l.timeline.written())
+            .fold(at_now, u64::max);
+        for lane in i.lanes.values_mut() {
+            let from = lane.timeline.written();
+            let silence = lane.timeline.pad_to(end);
+            lane.writer.silence(from, silence);
+            lane.writer.finish();
+        }
+        gst::info!(
+            CAT,
+            "aligned audio: {} files, each {:.3} s",
+            i.lanes.len(),
+            end as f64 / f64::from(RATE)
+        );
+    }
+
+    /// An EOS message from `src`: whether it finalized one of the files.
+    pub fn file_done(&self, src: &gst::Object) -> bool {
+        let mut i = self.inner();
+        match i.lanes.values_mut().find(|l| l.writer.is_eos_source(src)) {
+            Some(l) => {
+                l.done = true;
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Every file is final (or there is none).
+    pub fn all_done(&self) -> bool {
+        self.inner().lanes.values().all(|l| l.done)
+    }
+
+    /// Each file's stream ID, location, length in seconds and whether it is final.
+    pub fn files(&self) -> Vec<(String, PathBuf, f64, bool)> {
+        self.inner()
+            .lanes
+            .iter()
+            .map(|(id, l)| {
+                (
+                    id.clone(),
+                    l.writer.location.clone(),
+                    l.timeline.written() as f64 / f64::from(RATE),
+                    l.done,
+                )
+            })
+            .collect()
+    }
+
+    /// Stops and removes every writer.
+    pub fn close(&self, parent: &gst::Bin) {
+        let lanes = std::mem::take(&mut self.inner().lanes);
+        for l in lanes.values() {
+            l.writer.close(parent);
+        }
+    }
+
+    /// Feeds `source` (a guest's decoded audio) into `stream_id`'s lane.
+    pub fn add_input(
+        &self,
+        parent: &gst::Bin,
+        peer: PeerId,
+        stream_id: &str,
+        source: &gst::Pad,
+        on_new_file: impl Fn(NewFile) + Send + Sync + 'static,
+    ) -> Result<LaneInput, String> {
+        static N: AtomicU32 = AtomicU32::new(0);
+        let input = N.fetch_add(1, Ordering::Relaxed);
+        self.inner()
+            .input_streams
+            .insert(input, stream_id.to_string());
+        // Named after its peer: an error inside it fails that peer alone (`peer_of`).
+        let bin = gst::Bin::with_name(&format!("{peer}-lane{input}"));
+        let queue = make("queue")?;
+        // Never hold the guest's other consumers back.
+        queue.set_property_from_str("leaky", "downstream");
+        queue.set_property("max-size-buffers", 0u32);
+        queue.set_property("max-size-bytes", 0u32);
+        queue.set_property("max-size-time", 2_000_000_000u64);
+        let convert = make("audioconvert")?;
+        let resample = make("audioresample")?;
+        let filter = make("capsfilter")?;
+        // A returning guest's audio is converted to its file's channels.
+        filter.set_property("caps", raw_caps(self.channels(stream_id)));
+        let lanes = self.clone();
+        let id = stream_id.to_string();
+        let appsink = gst_app::AppSink::builder()
+            .sync(false)
+            .async_(false)
+            .callbacks(
+                gst_app::AppSinkCallbacks::builder()
+                    .new_sample(move |sink| {
+                        let sample = sink.pull_sample().map_err(|_| gst::FlowError::Eos)?;
+                        match lanes.write(input, &id, &sample) {
+                            Ok(Some(f)) => on_new_file(f),
+                            Ok(None) => {}
+                            Err(e) => {
+                                gst::warning!(CAT, obj = sink, "{id}: no aligned audio: {e}");
+                                return Err(gst::FlowError::Error);
+                            }
+                        }
+                        Ok(gst::FlowSuccess::Ok)
+                    })
+                    .build(),
+            )
+            .build();
+        let chain = [
+            &queue,
+            &convert,
+            &resample,
+            &filter,
+            appsink.upcast_ref::<gst::Element>(),
+        ];
+        bin.add_many(chain).map_err(|e| e.to_string())?;
+        gst::Element::link_many(chain).map_err(|_| "cannot link an aligned-audio input")?;
+        let qsink = queue.static_pad("sink").ok_or("no sink")?;
+        let sink = gst::GhostPad::builder_with_target(&qsink)
+            .map_err(|e| e.to_string())?
+            .name("sink")
+            .build();
+        bin.add_pad(&sink).map_err(|e| e.to_string())?;
+        parent.add(&bin).map_err(|e| e.to_string())?;
+        let fail = |e: String| {
+            let _ = bin.set_state(gst::State::Null);
+            let _ = parent.remove(&bin);
+            e
+        };
+        bin.sync_state_with_parent()
+            .map_err(|_| fail("cannot start an aligned-audio input".into()))?;
+        source
+            .link(&sink)
+            .map_err(|e| fail(format!("cannot feed the aligned audio: {e:?}")))?;
+        Ok(LaneInput {
+            bin,
+            source: source.clone(),
+            sink: sink.upcast(),
+            lanes: self.clone(),
+            input,
+        })
+    }
+}
+
+impl LaneInput {
+    /// Unhooks and removes the input (the file goes on).
+    pub fn remove(self, parent: &gst::Bin) {
+        let _ = self.source.unlink(&self.sink);
+        let _ = self.bin.set_state(gst::State::Null);
+        let _ = parent.remove(&self.bin);
+        self.lanes.input_ended(self.input);
+    }
+}
+
+impl VdoNinjaSrc {
+    /// Feeds an audio track of `peer` into its stream ID's aligned file, if `record-audio` is on.
+    pub(super) fn lane_input(
+        &self,
+        peer: PeerId,
+        stream_id: &str,
+        track: &super::receive::Track,
+    ) -> Option<LaneInput> {
+        let lanes = self
+            .state()
+            .lanes
+            .clone()
+            .filter(|_| !track.codec.is_video())?;
+        let obj = self.obj();
+        let weak = obj.downgrade();
+        let added = move |f: NewFile| {
+            if let Some(obj) = weak.upgrade() {
+                obj.imp().lane_file_made(f);
+            }
+        };
+        match track.branch(true).and_then(|src| {
+            lanes.add_input(obj.upcast_ref(), peer, stream_id, src.upcast_ref(), added)
+        }) {
+            Ok(input) => Some(input),
+            Err(e) => {
+                crate::common::log::post_warning(
+                    *CAT,
+                    obj.upcast_ref(),
+                    &format!("{stream_id}: no aligned audio file: {e}"),
+                );
+                None
+            }
+        }
+    }
+
+    /// Streaming thread: a lane made its file. The manifest is written on the media thread.
+    fn lane_file_made(&self, f: NewFile) {
+        gst::info!(
+            CAT,
+            imp = self,
+            "{}: aligned audio in {}",
+            f.stream_id,
+            f.location.display()
+        );
+        let st = self.state();
+        if let Some(d) = &st.driver {
+            let weak = self.obj().downgrade();
+            d.run(move || {
+                if let Some(obj) = weak.upgrade() {
+                    obj.imp().note_audio_files();
+                }
+            });
+        }
+    }
+
+    /// Puts the aligned audio files, as they are now, in the manifest.
+    pub(super) fn note_audio_files(&self) {
+        {
+            let mut guard = self.state();
+            let st = &mut *guard;
+            let (Some(lanes), Some(m)) = (&st.lanes, &mut st.manifest) else {
+                return;
+            };
+            m.audio = lanes
+                .files()
+                .into_iter()
+                .map(|(stream_id, location, duration, finalized)| {
+                    super::recording::manifest::AudioEntry {
+                        stream_id,
+                        location: location.to_string_lossy().into_owned(),
+                        duration,
+                        finalized,
+                    }
+                })
+                .collect();
+        }
+        self.save_manifest();
+    }
+
+    /// The element started playing: the aligned files start now.
+    pub(super) fn begin_lanes(&self) {
+        let lanes = self.state().lanes.clone();
+        if let (Some(lanes), Some(rt)) = (lanes, self.obj().current_running_time()) {
+            lanes.begin(rt);
+            if let Some(m) = &mut self.state().manifest {
+                m.audio_start.get_or_insert(m.now());
+            }
+        }
+    }
+
+    /// Ends the aligned files at one length (EOS or stop).
+    pub(super) fn end_lanes(&self) {
+        let lanes = self.state().lanes.clone();
+        if let Some(lanes) = lanes {
+            lanes.end(self.obj().current_running_time());
+            self.note_audio_files();
+        }
+    }
+}
