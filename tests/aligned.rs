@@ -293,3 +293,79 @@ fn flac_beeps_line_up_across_late_joins_and_a_return() {
 fn wav_beeps_line_up_across_late_joins_and_a_return() {
     aligned_room("wav");
 }
+
+const CHILD_RECORDER: &str = "VDONINJA_TEST_ALIGNED_RECORDER";
+
+#[test]
+#[ignore = "run as a child process by a_killed_recorder_leaves_audio_files_that_play"]
+fn child_recorder() {
+    let Ok(desc) = std::env::var(CHILD_RECORDER) else {
+        return;
+    };
+    let p = launch(&desc);
+    p.set_state(gst::State::Playing).expect("recorder plays");
+    // Killed long before this.
+    std::thread::sleep(Duration::from_secs(120));
+}
+
+#[test]
+fn a_killed_recorder_leaves_audio_files_that_play() {
+    let server = Server::start(ServerMode::Official);
+    let room = "dawkill";
+    let recorders: Vec<(&str, tempfile::TempDir, common::run::Killed)> = ["wav", "flac"]
+        .into_iter()
+        .map(|format| {
+            let dir = tempfile::tempdir().expect("tempdir");
+            let child = std::process::Command::new(std::env::current_exe().expect("test binary"))
+                .args(["child_recorder", "--exact", "--ignored", "--nocapture"])
+                .env(
+                    CHILD_RECORDER,
+                    format!(
+                        "vdoninjasrc room={room} password=false record-location={}/%s-%t.mkv \
+                         record-audio={format} {}",
+                        dir.path().display(),
+                        server.props()
+                    ),
+                )
+                .stdout(std::process::Stdio::null())
+                .spawn()
+                .expect("recorder process");
+            (format, dir, common::run::Killed::new(child))
+        })
+        .collect();
+    let beeper = Beeper::start();
+    let guest = beeper.join(&server, "victim", room);
+    let size = |dir: &Path, ext: &str| {
+        audio_files(dir, ext)
+            .first()
+            .map_or(0, |f| std::fs::metadata(f).map_or(0, |m| m.len()))
+    };
+    // Three seconds and more of audio in each (FLAC of beeps and silence is small).
+    let grew = wait_until(MEDIA_WAIT, || {
+        size(recorders[0].1.path(), "wav") > 3 * 96_000
+            && size(recorders[1].1.path(), "flac") > 20_000
+    });
+    for (format, dir, child) in recorders {
+        let _ = child.kill_and_read();
+        assert!(
+            grew,
+            "the {format} file grows: {} bytes",
+            size(dir.path(), format)
+        );
+        let files = audio_files(dir.path(), format);
+        assert_eq!(files.len(), 1, "{files:?}");
+        let samples = decode(&files[0]);
+        let beeps = beeps(&samples);
+        eprintln!(
+            "{format}, killed: {:.3} s decoded, {} beeps",
+            secs(samples.len()),
+            beeps.len()
+        );
+        assert!(
+            secs(samples.len()) >= 2.0 && beeps.len() >= 2,
+            "{format}: {:.3} s, beeps {beeps:?}",
+            secs(samples.len())
+        );
+    }
+    beeper.leave(guest);
+}

@@ -114,6 +114,8 @@ struct Expect {
     outputs: Vec<(&'static str, PathBuf)>,
     sinks: Vec<String>,
     audio_in: bool,
+    /// `record-audio`: the aligned audio files' extension.
+    record_audio: Option<String>,
 }
 
 /// The line as `gst_parse_launchv` arguments, with the substitutions of this file's header.
@@ -187,6 +189,7 @@ fn rewrite(line: &DocLine, server: &Server, dir: &Path) -> (Vec<String>, Expect)
                         "stream-id" => exp.stream = Some(value.to_string()),
                         "room" => exp.room = Some(value.to_string()),
                         "password" => exp.password = Some(value.to_string()),
+                        "record-audio" => exp.record_audio = Some(value.to_string()),
                         "location" | "record-location" | "playlist-location"
                             if !value.starts_with('/') =>
                         {
@@ -229,6 +232,43 @@ fn counting(pipeline: &gst::Pipeline, name: &str) -> Arc<AtomicU64> {
         gst::PadProbeReturn::Ok
     });
     n
+}
+
+/// Samples (at 48 kHz) an audio file decodes to.
+fn decoded_samples(path: &Path) -> u64 {
+    let Ok(pipeline) = gst::parse::launch(&format!(
+        "filesrc location=\"{}\" ! decodebin ! audioconvert ! audioresample ! \
+         audio/x-raw,format=S16LE,rate=48000 ! fakesink name=out sync=false",
+        path.display()
+    )) else {
+        return 0;
+    };
+    let Ok(pipeline) = pipeline.downcast::<gst::Pipeline>() else {
+        return 0;
+    };
+    let n = Arc::new(AtomicU64::new(0));
+    if let Some(pad) = pipeline.by_name("out").and_then(|s| s.static_pad("sink")) {
+        let c = n.clone();
+        pad.add_probe(gst::PadProbeType::BUFFER, move |pad, info| {
+            let channels = pad
+                .current_caps()
+                .and_then(|caps| caps.structure(0)?.get::<i32>("channels").ok())
+                .unwrap_or(1)
+                .max(1) as u64;
+            if let Some(b) = info.buffer() {
+                c.fetch_add(b.size() as u64 / (2 * channels), Ordering::Relaxed);
+            }
+            gst::PadProbeReturn::Ok
+        });
+    }
+    let _ = pipeline.set_state(gst::State::Playing);
+    let bus = pipeline.bus().expect("bus");
+    let _ = bus.timed_pop_filtered(
+        gst::ClockTime::from_seconds(20),
+        &[gst::MessageType::Eos, gst::MessageType::Error],
+    );
+    let _ = pipeline.set_state(gst::State::Null);
+    n.load(Ordering::Relaxed)
 }
 
 fn file_size(p: &Path) -> u64 {
@@ -426,41 +466,55 @@ fn check(line: &DocLine) -> Result<String, String> {
         v.stop();
     }
     for (what, path) in &exp.outputs {
-        match *what {
-            "recording" => {
-                let d = path.parent().expect("folder");
-                let recorded = files(d, ".mkv");
-                if recorded.len() != 2 {
-                    return Err(format!(
-                        "{} recordings, not 2: {recorded:?}",
-                        recorded.len()
-                    ));
-                }
-                for f in &recorded {
-                    let r = inspect_file(f, "matroskademux");
-                    let long_enough = r
-                        .duration
-                        .is_some_and(|d| d >= gst::ClockTime::from_seconds(1));
-                    if !(r.all_decoded()
-                        && r.count("video") == 1
-                        && r.count("audio") == 1
-                        && long_enough)
-                    {
-                        return Err(format!(
-                            "{} does not decode: {:?} {:?}",
-                            f.display(),
-                            r.streams,
-                            r.errors
-                        ));
-                    }
-                    found.push(format!(
-                        "{}: {:?}, {:?}",
-                        f.file_name().unwrap_or_default().to_string_lossy(),
-                        r.streams,
-                        r.duration
-                    ));
-                }
+        if *what == "recording" {
+            let d = path.parent().expect("folder");
+            let recorded = files(d, ".mkv");
+            if recorded.len() != 2 {
+                return Err(format!(
+                    "{} recordings, not 2: {recorded:?}",
+                    recorded.len()
+                ));
             }
+            for f in &recorded {
+                let r = inspect_file(f, "matroskademux");
+                let long_enough = r
+                    .duration
+                    .is_some_and(|d| d >= gst::ClockTime::from_seconds(1));
+                if !(r.all_decoded()
+                    && r.count("video") == 1
+                    && r.count("audio") == 1
+                    && long_enough)
+                {
+                    return Err(format!(
+                        "{} does not decode: {:?} {:?}",
+                        f.display(),
+                        r.streams,
+                        r.errors
+                    ));
+                }
+                found.push(format!(
+                    "{}: {:?}, {:?}",
+                    f.file_name().unwrap_or_default().to_string_lossy(),
+                    r.streams,
+                    r.duration
+                ));
+            }
+        }
+        if let ("recording", Some(ext)) = (*what, &exp.record_audio) {
+            let d = path.parent().expect("folder");
+            let tracks = files(d, &format!(".{ext}"));
+            let lengths: Vec<u64> = tracks.iter().map(|f| decoded_samples(f)).collect();
+            if tracks.len() != 2 || lengths[0] != lengths[1] || lengths[0] < 48_000 {
+                return Err(format!(
+                    "aligned audio: {tracks:?}, decoded samples {lengths:?} (two of one length wanted)"
+                ));
+            }
+            found.push(format!(
+                "aligned {ext}: 2 files of {:.3} s",
+                lengths[0] as f64 / 48_000.0
+            ));
+        }
+        match *what {
             "ts" => {
                 let r = inspect_file(path, "tsdemux");
                 if r.decoded_tracks("video") < 2 || r.decoded_tracks("audio") < 2 {
