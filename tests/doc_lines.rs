@@ -234,43 +234,6 @@ fn counting(pipeline: &gst::Pipeline, name: &str) -> Arc<AtomicU64> {
     n
 }
 
-/// Samples (at 48 kHz) an audio file decodes to.
-fn decoded_samples(path: &Path) -> u64 {
-    let Ok(pipeline) = gst::parse::launch(&format!(
-        "filesrc location=\"{}\" ! decodebin ! audioconvert ! audioresample ! \
-         audio/x-raw,format=S16LE,rate=48000 ! fakesink name=out sync=false",
-        path.display()
-    )) else {
-        return 0;
-    };
-    let Ok(pipeline) = pipeline.downcast::<gst::Pipeline>() else {
-        return 0;
-    };
-    let n = Arc::new(AtomicU64::new(0));
-    if let Some(pad) = pipeline.by_name("out").and_then(|s| s.static_pad("sink")) {
-        let c = n.clone();
-        pad.add_probe(gst::PadProbeType::BUFFER, move |pad, info| {
-            let channels = pad
-                .current_caps()
-                .and_then(|caps| caps.structure(0)?.get::<i32>("channels").ok())
-                .unwrap_or(1)
-                .max(1) as u64;
-            if let Some(b) = info.buffer() {
-                c.fetch_add(b.size() as u64 / (2 * channels), Ordering::Relaxed);
-            }
-            gst::PadProbeReturn::Ok
-        });
-    }
-    let _ = pipeline.set_state(gst::State::Playing);
-    let bus = pipeline.bus().expect("bus");
-    let _ = bus.timed_pop_filtered(
-        gst::ClockTime::from_seconds(20),
-        &[gst::MessageType::Eos, gst::MessageType::Error],
-    );
-    let _ = pipeline.set_state(gst::State::Null);
-    n.load(Ordering::Relaxed)
-}
-
 fn file_size(p: &Path) -> u64 {
     std::fs::metadata(p).map(|m| m.len()).unwrap_or(0)
 }

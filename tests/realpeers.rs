@@ -262,6 +262,24 @@ fn record_webapp_room(port: u16, room: &str, extra_props: &str, video: &str) {
             "{f:?} lasts {secs} s"
         );
     }
+    if extra_props.contains("record-audio=flac") {
+        // One aligned FLAC file per guest, of one length, decoded to the end.
+        let mut tracks: Vec<PathBuf> = std::fs::read_dir(dir.path())
+            .expect("dir")
+            .filter_map(Result::ok)
+            .map(|e| e.path())
+            .filter(|p| p.extension().is_some_and(|e| e == "flac"))
+            .collect();
+        tracks.sort();
+        let samples: Vec<u64> = tracks.iter().map(|t| decoded_samples(t)).collect();
+        eprintln!("aligned audio: {tracks:?}, samples {samples:?}");
+        assert_eq!(tracks.len(), guests.len(), "{tracks:?}");
+        assert!(
+            samples.iter().all(|&n| n == samples[0])
+                && samples[0] as f64 / 48_000.0 >= RECORD_FOR.as_secs_f64(),
+            "aligned files of one length: {samples:?}"
+        );
+    }
 }
 
 #[test]
@@ -273,7 +291,13 @@ fn webapp_guests_are_recorded_vp8() {
 #[test]
 #[ignore = "needs ../shared/realpeers: scripts/realpeers.sh"]
 fn webapp_guests_are_recorded_h264() {
-    record_webapp_room(8452, "rproomh264", "video-codec=h264", "video/x-h264");
+    // With the aligned audio files for DAWs (issue 27).
+    record_webapp_room(
+        8452,
+        "rproomh264",
+        "video-codec=h264 record-audio=flac",
+        "video/x-h264",
+    );
 }
 
 #[test]
