@@ -234,6 +234,15 @@ fn counting(pipeline: &gst::Pipeline, name: &str) -> Arc<AtomicU64> {
     n
 }
 
+/// The recordings' extension (with its dot) of a `record-location` pattern.
+fn recording_ext(pattern: &Path) -> &'static str {
+    if pattern.extension().is_some_and(|e| e == "mp4") {
+        ".mp4"
+    } else {
+        ".mkv"
+    }
+}
+
 fn file_size(p: &Path) -> u64 {
     std::fs::metadata(p).map(|m| m.len()).unwrap_or(0)
 }
@@ -379,7 +388,7 @@ fn check(line: &DocLine) -> Result<String, String> {
                 let d = path.parent().expect("folder").to_path_buf();
                 // At least 3 s of it: 300 KB is about one second at the publishers' bitrate.
                 wait_until(MEDIA_WAIT, || {
-                    let f = files(&d, ".mkv");
+                    let f = files(&d, recording_ext(path));
                     f.len() >= 2
                         && f.iter().all(|p| file_size(p) > 300_000)
                         && playing.elapsed() > Duration::from_secs(3)
@@ -431,7 +440,7 @@ fn check(line: &DocLine) -> Result<String, String> {
     for (what, path) in &exp.outputs {
         if *what == "recording" {
             let d = path.parent().expect("folder");
-            let recorded = files(d, ".mkv");
+            let recorded = files(d, recording_ext(path));
             if recorded.len() != 2 {
                 return Err(format!(
                     "{} recordings, not 2: {recorded:?}",
@@ -439,7 +448,12 @@ fn check(line: &DocLine) -> Result<String, String> {
                 ));
             }
             for f in &recorded {
-                let r = inspect_file(f, "matroskademux");
+                let demuxer = if recording_ext(path) == ".mp4" {
+                    "qtdemux"
+                } else {
+                    "matroskademux"
+                };
+                let r = inspect_file(f, demuxer);
                 let long_enough = r
                     .duration
                     .is_some_and(|d| d >= gst::ClockTime::from_seconds(1));

@@ -84,8 +84,13 @@ impl VdoNinjaSrc {
             None => None,
         };
         let ts_linked = self.src_pad().is_some_and(|p| p.is_linked());
-        // The MPEG-TS path carries H.264: ask publishers for it unless told otherwise.
-        let video_codec = match (settings.video_codec.codec(), ts_linked) {
+        // The MPEG-TS path carries H.264: ask publishers for it unless told otherwise...
+        // ...and so do MP4 recordings (editors take H.264 in MP4).
+        let mp4 = pattern.as_ref().is_some_and(|p| {
+            super::recording::container::Container::of(&p.expand("x", "t"))
+                == super::recording::container::Container::Mp4
+        });
+        let video_codec = match (settings.video_codec.codec(), ts_linked || mp4) {
             (Some(c), _) => Some(c),
             (None, true) => Some(crate::common::codec::Codec::H264),
             (None, false) => None,

@@ -4,7 +4,8 @@
 //! decides when a participant's recorder starts and how it finishes (leave, EOS, stop), keeps
 //! the manifest, and posts the `vdoninja/recording-*` bus messages.
 //!
-//! * [`record`]: one participant's recorder bin (parsers, `matroskamux`, `filesink`);
+//! * [`record`]: one participant's recorder bin (parsers, the muxer, `filesink`);
+//! * [`container`]: Matroska or MP4, by the file's extension, and what each track needs;
 //! * [`location`]: the file name pattern (`%s`, `%t`), safe names, never overwriting;
 //! * [`manifest`]: `vdoninja-manifest-<time>.json`, the room's participants and files.
 
@@ -14,6 +15,7 @@ use std::time::{Duration, Instant, SystemTime};
 use gst::prelude::*;
 use gst::subclass::prelude::*;
 
+pub mod container;
 pub mod location;
 pub mod manifest;
 pub mod record;
@@ -23,6 +25,7 @@ use super::imp::VdoNinjaSrc;
 use super::state::Remote;
 use crate::common::log;
 use crate::protocol::machine::PeerId;
+use container::Container;
 use location::{unique_path, utc_stamp};
 use manifest::FileEntry;
 use record::Recorder;
@@ -89,6 +92,30 @@ impl VdoNinjaSrc {
                 unique_path(&pattern.expand(&r.stream_id, &utc_stamp(SystemTime::now())));
             (r.tracks.clone(), r.stream_id.clone(), location)
         };
+        let codecs: Vec<_> = tracks.iter().map(|t| t.codec).collect();
+        let location = if Container::of(&location).takes(&codecs) {
+            location
+        } else {
+            let mkv = unique_path(&Container::Matroska.path(&location));
+            log::post_warning(
+                *CAT,
+                self.obj().upcast_ref(),
+                &format!(
+                    "{stream_id} sends {}, which MP4 files for editors do not take: recorded as Matroska in {}",
+                    codecs
+                        .iter()
+                        .filter(|c| !matches!(
+                            c,
+                            crate::common::codec::Codec::H264 | crate::common::codec::Codec::Opus
+                        ))
+                        .map(|c| c.encoding_name())
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                    mkv.display()
+                ),
+            );
+            mkv
+        };
         let mut sources = Vec::new();
         for t in &tracks {
             match t.branch(false) {
@@ -130,7 +157,11 @@ impl VdoNinjaSrc {
             p.files.push(FileEntry {
                 location: location.to_string_lossy().into_owned(),
                 video_codec: rec.video_codec.map(|c| c.encoding_name().to_string()),
-                audio_codec: rec.audio_codec.map(|c| c.encoding_name().to_string()),
+                audio_codec: rec.audio_codec.map(|c| match rec.container {
+                    // Transcoded for editors.
+                    Container::Mp4 => "AAC".to_string(),
+                    Container::Matroska => c.encoding_name().to_string(),
+                }),
                 start,
                 end: None,
                 duration: None,

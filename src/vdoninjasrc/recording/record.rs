@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MPL-2.0
 
-//! One participant's recording: every track into one Matroska file, passed through. Audio and
+//! One participant's recording: every track into one file (Matroska, or MP4 for editors: see
+//! [`super::container`]), video passed through. Audio and
 //! video start together at the first video key frame and the file's clock starts at zero.
 //! Finishing unhooks the recorder from the participant and sends EOS through it; the file is
 //! final (seekable, with duration and cues) once its filesink has seen that EOS.
@@ -11,6 +12,7 @@ use std::sync::{Arc, Mutex};
 
 use gst::prelude::*;
 
+use super::container::Container;
 use crate::common::codec::Codec;
 
 /// Where the recording starts: the first video key frame (or the first audio buffer when there
@@ -30,6 +32,7 @@ pub struct Recorder {
     pub stream_id: String,
     pub video_codec: Option<Codec>,
     pub audio_codec: Option<Codec>,
+    pub container: Container,
     /// (peer-bin pad feeding us, our sink pad)
     links: Vec<(gst::Pad, gst::Pad)>,
     filesink: gst::Element,
@@ -56,17 +59,15 @@ impl Recorder {
         // The recorder runs on its own: when the element stops, it must still be able to
         // take the EOS that finalizes its file.
         bin.set_locked_state(true);
-        let mux = make("matroskamux")?;
-        // A cluster at least every second: a killed recording loses at most that much.
-        if mux.find_property("max-cluster-duration").is_some() {
-            mux.set_property("max-cluster-duration", 1_000_000_000i64);
-        }
+        let container = Container::of(&location);
+        let mux = container.muxer()?;
         let filesink = make("filesink")?;
         filesink.set_property("location", location.to_string_lossy().as_ref());
         filesink.set_property("async", false);
         filesink.set_property_from_str("buffer-mode", "unbuffered");
         bin.add_many([&mux, &filesink]).map_err(|e| e.to_string())?;
-        mux.link(&filesink).map_err(|_| "cannot link matroskamux")?;
+        mux.link(&filesink)
+            .map_err(|_| format!("cannot link {}", mux.name()))?;
 
         let gate = Arc::new(Mutex::new(Gate::default()));
         let has_video = tracks.iter().any(|(c, _)| c.is_video());
@@ -78,27 +79,21 @@ impl Recorder {
             queue.set_property("max-size-bytes", 0u32);
             queue.set_property("max-size-time", 5_000_000_000u64);
             let mut chain = vec![queue.clone()];
-            if *codec == Codec::H264 {
-                let parse = make("h264parse")?; // byte-stream → avc for Matroska
-                crate::peer::shield_parser_from_key_unit_events(&parse);
-                chain.push(parse);
-            }
+            chain.extend(container.track_chain(*codec)?);
             bin.add_many(&chain).map_err(|e| e.to_string())?;
             gst::Element::link_many(&chain).map_err(|_| "cannot link a recorder track")?;
-            let template = if codec.is_video() {
-                "video_%u"
-            } else {
-                "audio_%u"
-            };
             let mux_pad = mux
-                .request_pad_simple(template)
-                .ok_or("matroskamux gave no pad")?;
+                .request_pad_simple(Container::pad_template(codec.is_video()))
+                .ok_or_else(|| format!("{} gave no pad", mux.name()))?;
             let last = chain
                 .last()
                 .and_then(|e| e.static_pad("src"))
                 .ok_or("no src")?;
+            if container == Container::Mp4 && codec.is_video() {
+                dts_from_pts(&last);
+            }
             last.link(&mux_pad)
-                .map_err(|e| format!("matroskamux refused {}: {e:?}", codec.encoding_name()))?;
+                .map_err(|e| format!("{} refused {}: {e:?}", mux.name(), codec.encoding_name()))?;
             keep_first_caps(&mux_pad);
             let qsink = queue.static_pad("sink").ok_or("no sink")?;
             let ghost = gst::GhostPad::builder_with_target(&qsink)
@@ -134,6 +129,7 @@ impl Recorder {
             stream_id: stream_id.into(),
             video_codec,
             audio_codec,
+            container,
             links,
             filesink,
             gate,
@@ -240,6 +236,21 @@ fn add_gate(pad: &gst::Pad, gate: &Arc<Mutex<Gate>>, codec: Codec, has_video: bo
             }
             _ => gst::PadProbeReturn::Handled,
         }
+    });
+}
+
+/// mp4mux needs a decoding time on video; WebRTC's H.264 has no B-frames, so it is the
+/// presentation time.
+fn dts_from_pts(pad: &gst::Pad) {
+    pad.add_probe(gst::PadProbeType::BUFFER, |_, info| {
+        if let Some(gst::PadProbeData::Buffer(buf)) = &mut info.data
+            && buf.dts().is_none()
+            && buf.pts().is_some()
+        {
+            let pts = buf.pts();
+            buf.make_mut().set_dts(pts);
+        }
+        gst::PadProbeReturn::Ok
     });
 }
 
