@@ -15,49 +15,6 @@ use common::run::{Killed, publisher};
 use gst::prelude::*;
 use gstvdoninja::server::hub::ServerMode;
 
-/// What ffprobe says of a file: (codec, frames) per stream, and its duration.
-fn ffprobe(path: &Path) -> (Vec<(String, u64)>, f64) {
-    let out = std::process::Command::new("ffprobe")
-        .args([
-            "-v",
-            "error",
-            "-count_frames",
-            "-show_entries",
-            "stream=codec_name,nb_read_frames:format=duration",
-            "-of",
-            "json",
-        ])
-        .arg(path)
-        .output()
-        .expect("ffprobe runs (Debian's ffmpeg; scripts/setup.sh installs it)");
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
-        panic!(
-            "ffprobe {path:?}: {e}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        )
-    });
-    let streams = v["streams"]
-        .as_array()
-        .cloned()
-        .unwrap_or_default()
-        .iter()
-        .map(|s| {
-            (
-                s["codec_name"].as_str().unwrap_or("?").to_string(),
-                s["nb_read_frames"]
-                    .as_str()
-                    .and_then(|n| n.parse().ok())
-                    .unwrap_or(0),
-            )
-        })
-        .collect();
-    let duration = v["format"]["duration"]
-        .as_str()
-        .and_then(|d| d.parse().ok())
-        .unwrap_or(0.0);
-    (streams, duration)
-}
-
 fn files(dir: &Path, ext: &str) -> Vec<PathBuf> {
     let mut v: Vec<PathBuf> = std::fs::read_dir(dir)
         .expect("dir")

@@ -467,7 +467,7 @@ fn webapp_guests_as_one_mpegts_stream() {
         .map(|g| h.browser_guest(g, "rproomts", ""))
         .collect();
     let mut rec = Recorder::start(&format!(
-        "vdoninjasrc room=rproomts password={PASSWORD} {} ! filesink location={}",
+        "vdoninjasrc room=rproomts password={PASSWORD} ts-slots=2 {} ! filesink location={}",
         h.props(),
         ts.display()
     ));
@@ -497,6 +497,18 @@ fn webapp_guests_as_one_mpegts_stream() {
         "{:?}",
         rec.warnings
     );
+    // GStreamer's own readers see both guests (the program map never changes).
+    let decoded = common::readers::decodebin3_all(&ts);
+    let discovered = common::readers::discovered(&ts);
+    eprintln!("decodebin3: {decoded:?}; gst-discoverer-1.0: {discovered:?}");
+    let count = |kind: &str| {
+        decoded
+            .iter()
+            .filter(|(k, (n, _))| k.starts_with(kind) && *n >= 30)
+            .count()
+    };
+    assert_eq!((count("video"), count("audio")), (2, 2), "{decoded:?}");
+    assert_eq!(discovered, (2, 2));
 }
 
 /// `vdoninjasink` publishing a test pattern and a tone as `stream`.

@@ -328,7 +328,8 @@ fn the_src_pad_carries_the_room_as_mpeg_ts() {
     let server = Server::start(ServerMode::Fanout);
     let dir = tempfile::tempdir().expect("tempdir");
     let ts = dir.path().join("room.ts");
-    let mut rec = ts_recorder(&server, "room=tsroom password=false", &ts);
+    // Two slots, both taken: every stream of the file is a guest's.
+    let mut rec = ts_recorder(&server, "room=tsroom password=false ts-slots=2", &ts);
     let pubs: Vec<gst::Pipeline> = (0..2)
         .map(|i| publisher(&server.url, &server, &format!("ts{i}"), "tsroom", i))
         .collect();
@@ -357,7 +358,7 @@ fn a_silent_participant_does_not_hold_the_room_stream() {
     let server = Server::start(ServerMode::Official);
     let dir = tempfile::tempdir().expect("tempdir");
     let ts = dir.path().join("silent.ts");
-    let mut rec = ts_recorder(&server, "room=quiet password=false", &ts);
+    let mut rec = ts_recorder(&server, "room=quiet password=false ts-slots=2", &ts);
     let talker = publisher(&server.url, &server, "talker", "quiet", 0);
     // The other participant's camera stops without the participant leaving.
     let quiet = publisher_with(
@@ -415,7 +416,7 @@ fn a_vp8_publisher_is_transcoded_for_the_ts_stream() {
     let server = Server::start(ServerMode::Official);
     let dir = tempfile::tempdir().expect("tempdir");
     let ts = dir.path().join("vp8.ts");
-    let mut rec = ts_recorder(&server, "stream-id=webcam", &ts);
+    let mut rec = ts_recorder(&server, "stream-id=webcam ts-slots=1", &ts);
     let b = common::browser::BrowserPublisher::start(&server, "webcam", None);
     rec.wait("a warning says it is transcoded", |r| {
         r.warnings.iter().any(|w| w.contains("transcoding"))

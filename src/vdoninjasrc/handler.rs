@@ -202,14 +202,7 @@ impl VdoNinjaSrc {
                         let _ = tx.send(Input::RequestKeyframe { peer });
                     }
                 };
-                mux.add_track(
-                    obj.upcast_ref(),
-                    peer,
-                    track.codec,
-                    src.upcast_ref(),
-                    None,
-                    ask,
-                )
+                mux.add_track(obj.upcast_ref(), peer, track.codec, src.upcast_ref(), ask)
             }) {
                 Ok((t, transcoded)) => {
                     if transcoded {

@@ -130,10 +130,8 @@ impl VdoNinjaSrc {
         )
         .map_err(|e| gst::error_msg!(gst::CoreError::Failed, ("cannot start a thread: {e}")))?;
         let tsmux = if ts_linked {
-            let runner = driver
-                .runner()
-                .ok_or_else(|| bad("no media thread".into()))?;
-            let mux = super::ts::RoomMux::new(self.obj().upcast_ref(), runner).map_err(bad)?;
+            let mux =
+                super::ts::RoomMux::new(self.obj().upcast_ref(), settings.ts_slots).map_err(bad)?;
             if let (Some(src), Some(ghost)) = (mux.element().static_pad("src"), self.src_pad()) {
                 ghost
                     .set_target(Some(&src))
@@ -298,6 +296,10 @@ impl VdoNinjaSrc {
             }
             let _ = mux.element().set_state(gst::State::Null);
             let _ = self.obj().remove(mux.element());
+            for part in mux.parts() {
+                let _ = part.set_state(gst::State::Null);
+                let _ = self.obj().remove(&part);
+            }
         }
     }
 
@@ -390,6 +392,20 @@ impl ObjectImpl for VdoNinjaSrc {
                     )
                     .default_value(30)
                     .maximum(86_400)
+                    .mutable_ready()
+                    .build(),
+                glib::ParamSpecUInt::builder("ts-slots")
+                    .nick("Room stream slots")
+                    .blurb(
+                        "How many guests the src pad's MPEG-TS stream carries: each slot is a video \
+                         and an audio stream, all in the stream's first program map (so that \
+                         decodebin3, playbin3 and gst-discoverer-1.0 see every one), showing black \
+                         and silence until a guest takes it and after it left; guests beyond them \
+                         are left out with a warning",
+                    )
+                    .minimum(1)
+                    .maximum(32)
+                    .default_value(4)
                     .mutable_ready()
                     .build(),
                 glib::ParamSpecString::builder("record-location")
@@ -496,6 +512,7 @@ impl ObjectImpl for VdoNinjaSrc {
             "record-location" => s.record_location = string(),
             "record-audio" => s.record_audio = value.get().unwrap_or_default(),
             "rejoin-grace" => s.rejoin_grace = value.get().unwrap_or(30),
+            "ts-slots" => s.ts_slots = value.get().unwrap_or(4),
             "mix" => {
                 s.mix = value.get().unwrap_or(false);
                 let on = s.mix;
@@ -533,6 +550,7 @@ impl ObjectImpl for VdoNinjaSrc {
             "record-location" => s.record_location.to_value(),
             "record-audio" => s.record_audio.to_value(),
             "rejoin-grace" => s.rejoin_grace.to_value(),
+            "ts-slots" => s.ts_slots.to_value(),
             "mix" => s.mix.to_value(),
             "mix-width" => s.mix_width.to_value(),
             "mix-height" => s.mix_height.to_value(),

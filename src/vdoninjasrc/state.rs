@@ -37,6 +37,8 @@ pub(crate) struct Settings {
     pub rejoin_grace: u32,
     /// Aligned per-guest audio files (`record-audio`).
     pub record_audio: super::lanes::AudioFormat,
+    /// Guest slots of the room's MPEG-TS stream (`ts-slots`).
+    pub ts_slots: u32,
 }
 
 impl Default for Settings {
@@ -59,6 +61,7 @@ impl Default for Settings {
             mix_labels: true,
             rejoin_grace: 30,
             record_audio: super::lanes::AudioFormat::None,
+            ts_slots: 4,
         }
     }
 }

@@ -11,6 +11,7 @@ pub mod logring;
 pub mod media;
 pub mod netns;
 pub mod proxy;
+pub mod readers;
 pub mod recorder;
 pub mod run;
 pub mod slots;

@@ -362,17 +362,14 @@ impl VdoNinjaSrc {
             mix.end(&tracks);
         }
         self.end_lanes();
-        let (mux_idle, nothing_pending) = {
+        let (mux, nothing_pending) = {
             let st = self.state();
-            let idle = st
-                .tsmux
-                .as_ref()
-                .is_some_and(|m| m.element().num_sink_pads() == 0);
             let lanes_done = st.lanes.as_ref().is_none_or(|l| l.all_done());
-            (idle, st.finishing.is_empty() && lanes_done)
+            (st.tsmux.clone(), st.finishing.is_empty() && lanes_done)
         };
-        if mux_idle && let Some(src) = self.src_pad() {
-            src.push_event(gst::event::Eos::new());
+        // The room stream ends once every slot has (the muxer then writes its last packets).
+        if let Some(mux) = mux {
+            mux.end();
         }
         if nothing_pending {
             self.post_eos();
