@@ -120,7 +120,7 @@ fn an_av1_guest_is_recorded_in_matroska_and_transcoded_for_the_room_stream() {
     let ts = dir.path().join("room.ts");
     let mut rec = Recorder::start(&format!(
         "vdoninjasrc room=av1room password=false video-codec=av1 record-location={}/%s.mkv {} \
-         ! filesink location={}",
+         ts-slots=1 ! filesink location={}",
         dir.path().display(),
         server.props(),
         ts.display()

@@ -494,16 +494,25 @@ fn check(line: &DocLine) -> Result<String, String> {
         match *what {
             "ts" => {
                 let r = inspect_file(path, "tsdemux");
-                if r.decoded_tracks("video") < 2 || r.decoded_tracks("audio") < 2 {
+                // Both guests' pictures (320x240; a free slot shows the placeholder's 320x180),
+                // decoded by decodebin3 with every stream selected.
+                let decoded = common::readers::decodebin3_all(path);
+                let guests = decoded
+                    .iter()
+                    .filter(|(k, (n, sizes))| {
+                        k.starts_with("video") && *n >= 30 && sizes.contains(&(320, 240))
+                    })
+                    .count();
+                if r.decoded_tracks("video") < 2 || r.decoded_tracks("audio") < 2 || guests < 2 {
                     return Err(format!(
-                        "{}: {:?} {:?}",
+                        "{}: {:?} {:?}; decodebin3 {decoded:?}",
                         path.display(),
                         r.streams,
                         r.errors
                     ));
                 }
                 found.push(format!(
-                    "room.ts: {} video and {} audio tracks decoded",
+                    "room.ts: {} video and {} audio tracks decoded, {guests} guests' pictures by decodebin3",
                     r.decoded_tracks("video"),
                     r.decoded_tracks("audio")
                 ));

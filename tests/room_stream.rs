@@ -54,7 +54,7 @@ fn every_reader_sees_every_guest_of_the_room_stream() {
 
     let decoded = decodebin3_all(&ts);
     eprintln!("decodebin3: {decoded:?}");
-    let videos: Vec<&(u64, Vec<i32>)> = decoded
+    let videos: Vec<&(u64, Vec<(i32, i32)>)> = decoded
         .iter()
         .filter(|(k, _)| k.starts_with("video"))
         .map(|(_, v)| v)
@@ -68,7 +68,7 @@ fn every_reader_sees_every_guest_of_the_room_stream() {
     // The late guest's pictures are there at their own size (the slot showed the
     // placeholder's 320x180 before).
     assert!(
-        videos.iter().any(|(_, w)| w.contains(&640)),
+        videos.iter().any(|(_, s)| s.contains(&(640, 360))),
         "the late guest at 640x360: {decoded:?}"
     );
     let (v, a) = discovered(&ts);

@@ -9,8 +9,8 @@ use std::sync::{Arc, Mutex};
 
 use gst::prelude::*;
 
-/// Per decodebin3 pad: decoded buffers and the picture widths seen.
-pub type Decoded = BTreeMap<String, (u64, Vec<i32>)>;
+/// Per decodebin3 pad: decoded buffers and the picture sizes seen (in order).
+pub type Decoded = BTreeMap<String, (u64, Vec<(i32, i32)>)>;
 
 /// Decodes every stream of `path` with decodebin3, all of them selected.
 pub fn decodebin3_all(path: &Path) -> Decoded {
@@ -36,16 +36,17 @@ pub fn decodebin3_all(path: &Path) -> Decoded {
             .expect("link");
         let (name, s) = (pad.name().to_string(), s.clone());
         pad.add_probe(gst::PadProbeType::BUFFER, move |pad, _| {
-            let width = pad
-                .current_caps()
-                .and_then(|c| c.structure(0)?.get::<i32>("width").ok());
+            let size = pad.current_caps().and_then(|c| {
+                let s = c.structure(0)?;
+                Some((s.get::<i32>("width").ok()?, s.get::<i32>("height").ok()?))
+            });
             let mut seen = s.lock().expect("lock");
             let e = seen.entry(name.clone()).or_default();
             e.0 += 1;
-            if let Some(w) = width
-                && e.1.last() != Some(&w)
+            if let Some(wh) = size
+                && e.1.last() != Some(&wh)
             {
-                e.1.push(w);
+                e.1.push(wh);
             }
             gst::PadProbeReturn::Ok
         });
