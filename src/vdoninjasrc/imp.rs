@@ -130,8 +130,12 @@ impl VdoNinjaSrc {
         )
         .map_err(|e| gst::error_msg!(gst::CoreError::Failed, ("cannot start a thread: {e}")))?;
         let tsmux = if ts_linked {
-            let mux =
-                super::ts::RoomMux::new(self.obj().upcast_ref(), settings.ts_slots).map_err(bad)?;
+            let mux = super::ts::RoomMux::new(
+                self.obj().upcast_ref(),
+                settings.ts_slots,
+                gst::ClockTime::from_mseconds(u64::from(settings.latency)),
+            )
+            .map_err(bad)?;
             if let (Some(src), Some(ghost)) = (mux.element().static_pad("src"), self.src_pad()) {
                 ghost
                     .set_target(Some(&src))

@@ -101,8 +101,10 @@ pub struct TsTrack {
 }
 
 impl RoomMux {
-    /// Creates the muxer, its `slots` and the placeholder inside `parent`.
-    pub fn new(parent: &gst::Bin, slots: u32) -> Result<Self, String> {
+    /// Creates the muxer, its `slots` and the placeholder inside `parent`. `delay` is the
+    /// receivers' jitter-buffer latency: guests' media runs that far behind the placeholder's,
+    /// which is moved back as much, so that a slot's time goes on smoothly when a guest takes it.
+    pub fn new(parent: &gst::Bin, slots: u32, delay: gst::ClockTime) -> Result<Self, String> {
         let element = gst::ElementFactory::make("mpegtsmux")
             .name("roommux")
             .build()
@@ -127,6 +129,7 @@ impl RoomMux {
                 selector.set_property("sync-streams", false);
                 parent.add(&selector).map_err(|e| e.to_string())?;
                 let ph = placeholder.branch(video)?;
+                ph.set_offset(-(delay.nseconds() as i64));
                 let ph_sink = selector
                     .request_pad_simple("sink_%u")
                     .ok_or("input-selector gave no pad")?;
