@@ -9,28 +9,29 @@
 //!
 //! * [`timeline`]: sans-IO, where each decoded buffer goes in its file (silence, overlap);
 //! * [`writer`]: one file (`appsrc ! wavenc|flacenc ! filesink`);
-//! * here: the lanes of a recording, one input per connection (the guest's decoded audio into
-//!   an `appsink`), and the element's side (start, end, manifest).
+//! * [`input`]: one connection's decoded audio into its lane (an `appsink`);
+//! * `element`: the element's side (start, end, the manifest);
+//! * here: the lanes of a recording, and where each connection's samples go.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
 
 use gst::glib;
 use gst::prelude::*;
-use gst::subclass::prelude::*;
 
+mod element;
+mod input;
 pub mod timeline;
 pub mod writer;
 
+pub use input::LaneInput;
+
 use super::CAT;
-use super::imp::VdoNinjaSrc;
 use super::recording::location::{Pattern, unique_path, utc_stamp};
-use crate::protocol::machine::PeerId;
 use timeline::Timeline;
-use writer::{RATE, Writer, raw_caps};
+use writer::{RATE, Writer};
 
 /// `record-audio`: the aligned audio files' format.
 #[derive(Debug, Eq, PartialEq, Hash, Clone, Copy, Default, glib::Enum)]
@@ -171,23 +172,10 @@ impl Inner {
 #[derive(Clone)]
 pub struct Lanes(Arc<Mutex<Inner>>);
 
-/// One connection's audio into its lane (a bin in the element, removed with the connection).
-pub struct LaneInput {
-    bin: gst::Bin,
-    source: gst::Pad,
-    sink: gst::Pad,
-    lanes: Lanes,
-    input: u32,
-}
-
 /// A file that was just made, for the manifest.
 pub struct NewFile {
     pub stream_id: String,
     pub location: PathBuf,
-}
-
-fn make(factory: &str) -> Result<gst::Element, String> {
-    crate::common::elements::make(factory, None)
 }
 
 impl Lanes {
@@ -372,200 +360,6 @@ impl Lanes {
         let lanes = std::mem::take(&mut self.inner().lanes);
         for l in lanes.values() {
             l.writer.close(parent);
-        }
-    }
-
-    /// Feeds `source` (a guest's decoded audio) into `stream_id`'s lane.
-    pub fn add_input(
-        &self,
-        parent: &gst::Bin,
-        peer: PeerId,
-        stream_id: &str,
-        source: &gst::Pad,
-        on_new_file: impl Fn(NewFile) + Send + Sync + 'static,
-    ) -> Result<LaneInput, String> {
-        static N: AtomicU32 = AtomicU32::new(0);
-        let input = N.fetch_add(1, Ordering::Relaxed);
-        self.inner()
-            .input_streams
-            .insert(input, stream_id.to_string());
-        // Named after its peer: an error inside it fails that peer alone (`peer_of`).
-        let bin = gst::Bin::with_name(&format!("{peer}-lane{input}"));
-        let queue = make("queue")?;
-        // Never hold the guest's other consumers back.
-        queue.set_property_from_str("leaky", "downstream");
-        queue.set_property("max-size-buffers", 0u32);
-        queue.set_property("max-size-bytes", 0u32);
-        queue.set_property("max-size-time", 2_000_000_000u64);
-        let convert = make("audioconvert")?;
-        let resample = make("audioresample")?;
-        let filter = make("capsfilter")?;
-        // A returning guest's audio is converted to its file's channels.
-        filter.set_property("caps", raw_caps(self.channels(stream_id)));
-        let lanes = self.clone();
-        let id = stream_id.to_string();
-        let appsink = gst_app::AppSink::builder()
-            .sync(false)
-            .async_(false)
-            .callbacks(
-                gst_app::AppSinkCallbacks::builder()
-                    .new_sample(move |sink| {
-                        let sample = sink.pull_sample().map_err(|_| gst::FlowError::Eos)?;
-                        match lanes.write(input, &id, &sample) {
-                            Ok(Some(f)) => on_new_file(f),
-                            Ok(None) => {}
-                            Err(e) => {
-                                gst::warning!(CAT, obj = sink, "{id}: no aligned audio: {e}");
-                                return Err(gst::FlowError::Error);
-                            }
-                        }
-                        Ok(gst::FlowSuccess::Ok)
-                    })
-                    .build(),
-            )
-            .build();
-        let chain = [
-            &queue,
-            &convert,
-            &resample,
-            &filter,
-            appsink.upcast_ref::<gst::Element>(),
-        ];
-        bin.add_many(chain).map_err(|e| e.to_string())?;
-        gst::Element::link_many(chain).map_err(|_| "cannot link an aligned-audio input")?;
-        let qsink = queue.static_pad("sink").ok_or("no sink")?;
-        let sink = gst::GhostPad::builder_with_target(&qsink)
-            .map_err(|e| e.to_string())?
-            .name("sink")
-            .build();
-        bin.add_pad(&sink).map_err(|e| e.to_string())?;
-        parent.add(&bin).map_err(|e| e.to_string())?;
-        let fail = |e: String| {
-            let _ = bin.set_state(gst::State::Null);
-            let _ = parent.remove(&bin);
-            e
-        };
-        bin.sync_state_with_parent()
-            .map_err(|_| fail("cannot start an aligned-audio input".into()))?;
-        source
-            .link(&sink)
-            .map_err(|e| fail(format!("cannot feed the aligned audio: {e:?}")))?;
-        Ok(LaneInput {
-            bin,
-            source: source.clone(),
-            sink: sink.upcast(),
-            lanes: self.clone(),
-            input,
-        })
-    }
-}
-
-impl LaneInput {
-    /// Unhooks and removes the input (the file goes on).
-    pub fn remove(self, parent: &gst::Bin) {
-        let _ = self.source.unlink(&self.sink);
-        let _ = self.bin.set_state(gst::State::Null);
-        let _ = parent.remove(&self.bin);
-        self.lanes.input_ended(self.input);
-    }
-}
-
-impl VdoNinjaSrc {
-    /// Feeds an audio track of `peer` into its stream ID's aligned file, if `record-audio` is on.
-    pub(super) fn lane_input(
-        &self,
-        peer: PeerId,
-        stream_id: &str,
-        track: &super::receive::Track,
-    ) -> Option<LaneInput> {
-        let lanes = self
-            .state()
-            .lanes
-            .clone()
-            .filter(|_| !track.codec.is_video())?;
-        let obj = self.obj();
-        let weak = obj.downgrade();
-        let added = move |f: NewFile| {
-            if let Some(obj) = weak.upgrade() {
-                obj.imp().lane_file_made(f);
-            }
-        };
-        match track.branch(true).and_then(|src| {
-            lanes.add_input(obj.upcast_ref(), peer, stream_id, src.upcast_ref(), added)
-        }) {
-            Ok(input) => Some(input),
-            Err(e) => {
-                crate::common::log::post_warning(
-                    *CAT,
-                    obj.upcast_ref(),
-                    &format!("{stream_id}: no aligned audio file: {e}"),
-                );
-                None
-            }
-        }
-    }
-
-    /// Streaming thread: a lane made its file. The manifest is written on the media thread.
-    fn lane_file_made(&self, f: NewFile) {
-        gst::info!(
-            CAT,
-            imp = self,
-            "{}: aligned audio in {}",
-            f.stream_id,
-            f.location.display()
-        );
-        let st = self.state();
-        if let Some(d) = &st.driver {
-            let weak = self.obj().downgrade();
-            d.run(move || {
-                if let Some(obj) = weak.upgrade() {
-                    obj.imp().note_audio_files();
-                }
-            });
-        }
-    }
-
-    /// Puts the aligned audio files, as they are now, in the manifest.
-    pub(super) fn note_audio_files(&self) {
-        {
-            let mut guard = self.state();
-            let st = &mut *guard;
-            let (Some(lanes), Some(m)) = (&st.lanes, &mut st.manifest) else {
-                return;
-            };
-            m.audio = lanes
-                .files()
-                .into_iter()
-                .map(|(stream_id, location, duration, finalized)| {
-                    super::recording::manifest::AudioEntry {
-                        stream_id,
-                        location: location.to_string_lossy().into_owned(),
-                        duration,
-                        finalized,
-                    }
-                })
-                .collect();
-        }
-        self.save_manifest();
-    }
-
-    /// The element started playing: the aligned files start now.
-    pub(super) fn begin_lanes(&self) {
-        let lanes = self.state().lanes.clone();
-        if let (Some(lanes), Some(rt)) = (lanes, self.obj().current_running_time()) {
-            lanes.begin(rt);
-            if let Some(m) = &mut self.state().manifest {
-                m.audio_start.get_or_insert(m.now());
-            }
-        }
-    }
-
-    /// Ends the aligned files at one length (EOS or stop).
-    pub(super) fn end_lanes(&self) {
-        let lanes = self.state().lanes.clone();
-        if let Some(lanes) = lanes {
-            lanes.end(self.obj().current_running_time());
-            self.note_audio_files();
         }
     }
 }

@@ -12,7 +12,10 @@
 //! `decodebin` read every version). With one map from the start, every reader sees every
 //! slot.
 //!
-//! * [`placeholder`]: the placeholder media, made once for every slot.
+//! * [`placeholder`]: the placeholder media, made once for every slot;
+//! * [`track`]: one guest's track in its slot (transcoding, the switch in and out);
+//! * [`guards`]: what keeps each slot's stream acceptable to mpegtsmux (caps at the start,
+//!   first caps kept, running time never back).
 //!
 //! A slot switches to its guest at the guest's first key frame (audio: its first packet) and
 //! back to the placeholder when the guest leaves or delivers nothing for [`STALL_LIMIT`]
@@ -20,16 +23,21 @@
 //! frames, so that switch is immediate. Each slot keeps the caps it started with (H.264 and
 //! Opus carry their parameters in band), and its time stamps never go back.
 
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 
 use gst::prelude::*;
 
+mod guards;
 mod placeholder;
+mod track;
 
-use crate::common::codec::{Codec, best_decoder};
+use crate::common::codec::Codec;
 use crate::protocol::machine::PeerId;
+use guards::{CapsReady, keep_first_caps, keep_time_monotonic};
 use placeholder::Placeholder;
+pub use track::TsTrack;
+use track::{build_track, switch_in};
 
 /// A guest in a slot that delivers nothing this long gives its stream back to the placeholder
 /// (mpegtsmux 1.22 waits for data on every stream, so one silent camera would stop the whole
@@ -41,7 +49,7 @@ pub const STALL_LIMIT: std::time::Duration = std::time::Duration::from_millis(70
 const FIRST_PID: u16 = 0x41;
 
 /// Milliseconds since the first call (a monotonic clock shared by probes and the watchdog).
-fn clock_ms() -> u64 {
+pub(super) fn clock_ms() -> u64 {
     static START: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
     START
         .get_or_init(std::time::Instant::now)
@@ -49,20 +57,20 @@ fn clock_ms() -> u64 {
         .as_millis() as u64
 }
 
-fn make(factory: &str) -> Result<gst::Element, String> {
+pub(super) fn make(factory: &str) -> Result<gst::Element, String> {
     crate::common::elements::make(factory, None)
 }
 
 /// One stream of a slot: an `input-selector` between the placeholder and a guest, feeding one
 /// muxer pad.
 #[derive(Debug)]
-struct SlotStream {
-    selector: gst::Element,
+pub(super) struct SlotStream {
+    pub(super) selector: gst::Element,
     placeholder: gst::Pad,
 }
 
 impl SlotStream {
-    fn to_placeholder(&self) {
+    pub(super) fn to_placeholder(&self) {
         self.selector
             .set_property("active-pad", Some(&self.placeholder));
     }
@@ -70,7 +78,7 @@ impl SlotStream {
 
 /// Who has each slot, and how many of its tracks are in it.
 #[derive(Debug, Default)]
-struct Owners(Vec<Option<(PeerId, usize)>>);
+pub(super) struct Owners(Vec<Option<(PeerId, usize)>>);
 
 /// The room's muxer.
 #[derive(Clone, Debug)]
@@ -80,24 +88,6 @@ pub struct RoomMux {
     slots: Arc<Vec<(Arc<SlotStream>, Arc<SlotStream>)>>,
     owners: Arc<Mutex<Owners>>,
     placeholder: gst::Bin,
-}
-
-/// One participant track in a slot.
-pub struct TsTrack {
-    bin: gst::Bin,
-    source: gst::Pad,
-    sink: gst::Pad,
-    /// Its output, linked to the slot's selector.
-    out: gst::Pad,
-    /// The selector pad it is linked to.
-    guest: gst::Pad,
-    stream: Arc<SlotStream>,
-    slot: usize,
-    peer: PeerId,
-    owners: Arc<Mutex<Owners>>,
-    codec: Codec,
-    /// When its last buffer arrived (ms on [`clock_ms`]).
-    last_buffer: Arc<AtomicU64>,
 }
 
 impl RoomMux {
@@ -255,7 +245,7 @@ impl RoomMux {
     }
 }
 
-fn release_slot(owners: &Mutex<Owners>, slot: usize) {
+pub(super) fn release_slot(owners: &Mutex<Owners>, slot: usize) {
     let mut o = crate::common::lock(owners);
     if let Some(entry) = o.0.get_mut(slot) {
         *entry = match *entry {
@@ -263,309 +253,4 @@ fn release_slot(owners: &Mutex<Owners>, slot: usize) {
             _ => None,
         };
     }
-}
-
-type Built = (gst::Bin, gst::Pad, gst::Pad, Arc<AtomicU64>, bool);
-
-/// A track's bin: a queue, and for video other than H.264 a transcoder to it.
-fn build_track(parent: &gst::Bin, peer: PeerId, codec: Codec, n: u32) -> Result<Built, String> {
-    // Named after its peer: an error inside it fails that peer alone (`peer_of`).
-    let bin = gst::Bin::with_name(&format!("{peer}-ts{n}"));
-    let queue = make("queue")?;
-    queue.set_property("max-size-time", 3_000_000_000u64);
-    let mut chain = vec![queue.clone()];
-    let transcode = codec.is_video() && codec != Codec::H264;
-    if transcode {
-        let caps = gst::Caps::new_empty_simple(codec.caps_name());
-        let dec = best_decoder(&caps)
-            .ok_or_else(|| format!("no {} decoder is installed", codec.encoding_name()))?;
-        chain.push(dec.create().build().map_err(|e| e.to_string())?);
-        chain.push(make("videoconvert")?);
-        let enc = make("x264enc")?;
-        enc.set_property_from_str("tune", "zerolatency");
-        enc.set_property_from_str("speed-preset", "veryfast");
-        enc.set_property("key-int-max", 60u32);
-        chain.push(enc);
-        let parse = make("h264parse")?;
-        crate::peer::shield_parser_from_key_unit_events(&parse);
-        chain.push(parse);
-        let filter = make("capsfilter")?;
-        filter.set_property("caps", crate::common::codec::h264_byte_stream_caps());
-        chain.push(filter);
-    }
-    bin.add_many(&chain).map_err(|e| e.to_string())?;
-    gst::Element::link_many(&chain).map_err(|_| "cannot link a TS track")?;
-    let qsink = queue.static_pad("sink").ok_or("no sink")?;
-    let last_buffer = Arc::new(AtomicU64::new(clock_ms()));
-    {
-        let last = last_buffer.clone();
-        qsink.add_probe(
-            gst::PadProbeType::BUFFER | gst::PadProbeType::BUFFER_LIST,
-            move |_, _| {
-                last.store(clock_ms(), Ordering::Relaxed);
-                gst::PadProbeReturn::Ok
-            },
-        );
-    }
-    if transcode {
-        // The decoder starts at a key frame.
-        drop_until_keyframe(&qsink);
-    }
-    let sink = gst::GhostPad::builder_with_target(&qsink)
-        .map_err(|e| e.to_string())?
-        .name("sink")
-        .build();
-    bin.add_pad(&sink).map_err(|e| e.to_string())?;
-    let last = chain
-        .last()
-        .and_then(|e| e.static_pad("src"))
-        .ok_or("no src")?;
-    let src = gst::GhostPad::builder_with_target(&last)
-        .map_err(|e| e.to_string())?
-        .name("src")
-        .build();
-    bin.add_pad(&src).map_err(|e| e.to_string())?;
-    parent.add(&bin).map_err(|e| e.to_string())?;
-    Ok((bin, sink.upcast(), src.upcast(), last_buffer, transcode))
-}
-
-/// The slot takes the guest's media at its first key frame (audio: its first packet); while
-/// the guest waits for one, it is asked for one, at most once a second.
-fn switch_in(
-    guest: &gst::Pad,
-    stream: &Arc<SlotStream>,
-    video: bool,
-    slot: usize,
-    ask_keyframe: impl Fn() + Send + Sync + 'static,
-) {
-    let selector = stream.selector.downgrade();
-    let last_ask = AtomicU64::new(0);
-    guest.add_probe(gst::PadProbeType::BUFFER, move |pad, info| {
-        let Some(selector) = selector.upgrade() else {
-            return gst::PadProbeReturn::Ok;
-        };
-        let active = selector.property::<Option<gst::Pad>>("active-pad");
-        if active.as_ref() == Some(pad) {
-            return gst::PadProbeReturn::Ok;
-        }
-        let key = info
-            .buffer()
-            .is_some_and(|b| !b.flags().contains(gst::BufferFlags::DELTA_UNIT));
-        if video && !key {
-            let now = clock_ms() + 1000;
-            if now.saturating_sub(last_ask.load(Ordering::Relaxed)) >= 1000 {
-                last_ask.store(now, Ordering::Relaxed);
-                ask_keyframe();
-            }
-            return gst::PadProbeReturn::Ok;
-        }
-        gst::debug!(
-            crate::vdoninjasrc::CAT,
-            obj = pad,
-            "slot {slot}: the guest's {} is on",
-            if video { "video" } else { "audio" }
-        );
-        selector.set_property("active-pad", Some(pad));
-        gst::PadProbeReturn::Ok
-    });
-}
-
-impl TsTrack {
-    /// Takes the track out of its slot (the placeholder goes on) and ends it.
-    pub fn finish(&self) {
-        let _ = self.source.unlink(&self.sink);
-        self.leave_slot();
-        self.sink.send_event(gst::event::Eos::new());
-    }
-
-    fn leave_slot(&self) {
-        let active = self
-            .stream
-            .selector
-            .property::<Option<gst::Pad>>("active-pad");
-        if active.as_ref() == Some(&self.guest) {
-            self.stream.to_placeholder();
-        }
-        let _ = self.out.unlink(&self.guest);
-        self.stream.selector.release_request_pad(&self.guest);
-        release_slot(&self.owners, self.slot);
-        gst::debug!(
-            crate::vdoninjasrc::CAT,
-            "slot {}: {} left it",
-            self.slot,
-            self.peer
-        );
-    }
-
-    pub fn bin(&self) -> &gst::Bin {
-        &self.bin
-    }
-
-    /// Its slot carries it, yet nothing arrived for [`STALL_LIMIT`].
-    pub fn stalled(&self) -> bool {
-        let on = self
-            .stream
-            .selector
-            .property::<Option<gst::Pad>>("active-pad")
-            .is_some_and(|p| p == self.guest);
-        let idle = clock_ms().saturating_sub(self.last_buffer.load(Ordering::Relaxed));
-        on && idle >= STALL_LIMIT.as_millis() as u64
-    }
-
-    /// Gives the slot back to the placeholder until the track's media resumes.
-    pub fn rest(&self) {
-        self.stream.to_placeholder();
-    }
-
-    pub fn codec(&self) -> Codec {
-        self.codec
-    }
-}
-
-/// mpegtsmux makes every stream when it first writes, and fails on a pad that has no caps yet:
-/// the placeholder's first buffers wait (at most [`CAPS_WAIT`]) at the selectors until every
-/// slot stream has its caps there (a selector passes caps on with its first buffer).
-struct CapsReady {
-    total: usize,
-    with_caps: Mutex<usize>,
-    changed: std::sync::Condvar,
-}
-
-const CAPS_WAIT: std::time::Duration = std::time::Duration::from_secs(3);
-
-impl CapsReady {
-    fn new(total: usize) -> Self {
-        Self {
-            total,
-            with_caps: Mutex::new(0),
-            changed: std::sync::Condvar::new(),
-        }
-    }
-
-    fn watch(self: &Arc<Self>, pad: &gst::Pad) {
-        let me = self.clone();
-        pad.add_probe(gst::PadProbeType::EVENT_DOWNSTREAM, move |pad, info| {
-            if matches!(
-                info.event().map(|e| e.view()),
-                Some(gst::EventView::Caps(_))
-            ) && pad.current_caps().is_none()
-            {
-                let mut n = crate::common::lock(&me.with_caps);
-                *n += 1;
-                gst::debug!(
-                    crate::vdoninjasrc::CAT,
-                    obj = pad,
-                    "caps: {} of {}",
-                    *n,
-                    me.total
-                );
-                me.changed.notify_all();
-            }
-            gst::PadProbeReturn::Ok
-        });
-        let me = self.clone();
-        pad.add_probe(
-            gst::PadProbeType::BUFFER | gst::PadProbeType::EVENT_DOWNSTREAM,
-            move |_, info| {
-                // Data: buffers, and GAP events (an aggregator takes them as data too).
-                if let Some(e) = info.event()
-                    && e.type_() != gst::EventType::Gap
-                {
-                    return gst::PadProbeReturn::Ok;
-                }
-                let deadline = std::time::Instant::now() + CAPS_WAIT;
-                let mut n = crate::common::lock(&me.with_caps);
-                gst::debug!(
-                    crate::vdoninjasrc::CAT,
-                    "first buffer: {} of {} have caps",
-                    *n,
-                    me.total
-                );
-                while *n < me.total {
-                    let left = deadline.saturating_duration_since(std::time::Instant::now());
-                    if left.is_zero() {
-                        break;
-                    }
-                    n = match me.changed.wait_timeout(n, left) {
-                        Ok((g, _)) => g,
-                        Err(_) => break,
-                    };
-                }
-                gst::PadProbeReturn::Remove
-            },
-        );
-    }
-}
-
-/// A slot's stream keeps its first caps: mpegtsmux would announce new caps as a new stream
-/// (a new program map), and H.264 and Opus carry what changes (size, profile) in band.
-fn keep_first_caps(pad: &gst::Pad) {
-    // (A src pad stores a sticky event before its probes see it: a flag, not current_caps.)
-    let passed = std::sync::atomic::AtomicBool::new(false);
-    pad.add_probe(gst::PadProbeType::EVENT_DOWNSTREAM, move |_, info| {
-        let is_caps = matches!(
-            info.event().map(|e| e.view()),
-            Some(gst::EventView::Caps(_))
-        );
-        if is_caps && passed.swap(true, Ordering::AcqRel) {
-            return gst::PadProbeReturn::Handled;
-        }
-        gst::PadProbeReturn::Ok
-    });
-}
-
-fn drop_until_keyframe(pad: &gst::Pad) {
-    pad.add_probe(gst::PadProbeType::BUFFER, |_, info| match info.buffer() {
-        Some(b) if b.flags().contains(gst::BufferFlags::DELTA_UNIT) => gst::PadProbeReturn::Handled,
-        Some(_) => gst::PadProbeReturn::Remove,
-        None => gst::PadProbeReturn::Ok,
-    });
-}
-
-/// MPEG-TS muxing needs a time stamp on every buffer, its running time never going back. A
-/// slot's stream changes source (the placeholder's segment and the guest's differ: compared in
-/// running time), a guest's time starts ~200 ms behind the placeholder's (its jitter buffer),
-/// a receiver's lip-sync correction moves a stream's time back, and GStreamer 1.22's h264parse
-/// emits some buffers without a time stamp around key-frame requests (mpegtsmux would then stop
-/// muxing the stream, and with it the room). Such buffers are given the running time just after
-/// the last one until the stream's clock catches up.
-fn keep_time_monotonic(pad: &gst::Pad) {
-    let last = std::sync::Mutex::new(None::<gst::ClockTime>);
-    pad.add_probe(gst::PadProbeType::BUFFER, move |pad, info| {
-        let segment = pad
-            .sticky_event::<gst::event::Segment>(0)
-            .and_then(|e| e.segment().downcast_ref::<gst::ClockTime>().cloned());
-        let Ok(mut last) = last.lock() else {
-            return gst::PadProbeReturn::Ok;
-        };
-        let Some(buf) = info.buffer_mut() else {
-            return gst::PadProbeReturn::Ok;
-        };
-        let rt = buf
-            .pts()
-            .or(buf.dts())
-            .and_then(|ts| segment.as_ref()?.to_running_time(ts));
-        match (rt, *last) {
-            (Some(rt), Some(l)) if rt <= l => {}
-            (Some(rt), _) => {
-                *last = Some(rt);
-                return gst::PadProbeReturn::Ok;
-            }
-            // Nothing to place it by yet.
-            (None, None) => return gst::PadProbeReturn::Handled,
-            (None, Some(_)) => {}
-        }
-        let fixed_rt = last.unwrap_or_default() + gst::ClockTime::from_nseconds(1);
-        let Some(fixed) = segment
-            .as_ref()
-            .and_then(|s| s.position_from_running_time(fixed_rt))
-        else {
-            return gst::PadProbeReturn::Handled;
-        };
-        let b = buf.make_mut();
-        b.set_pts(fixed);
-        b.set_dts(fixed);
-        *last = Some(fixed_rt);
-        gst::PadProbeReturn::Ok
-    });
 }
