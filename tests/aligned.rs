@@ -369,3 +369,17 @@ fn a_killed_recorder_leaves_audio_files_that_play() {
     }
     beeper.leave(guest);
 }
+
+#[test]
+fn record_audio_without_record_location_is_a_clear_error() {
+    let p = launch("vdoninjasrc room=r record-audio=flac server=ws://127.0.0.1:9 auto-turn=false");
+    assert!(p.set_state(gst::State::Playing).is_err());
+    let errors = bus_errors(&p);
+    assert!(
+        errors
+            .iter()
+            .any(|e| e.contains("record-audio") && e.contains("record-location")),
+        "{errors:?}"
+    );
+    let _ = p.set_state(gst::State::Null);
+}

@@ -79,3 +79,39 @@ fn every_reader_sees_every_guest_of_the_room_stream() {
     assert_eq!(frames.len(), 6, "{frames:?}");
     assert!(frames.iter().all(|(_, n)| *n >= 30), "{frames:?}");
 }
+
+#[test]
+fn a_guest_beyond_the_slots_is_left_out_with_a_warning() {
+    let server = Server::start(ServerMode::Official);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let ts = dir.path().join("one.ts");
+    let mut rec = Recorder::start(&format!(
+        "vdoninjasrc room=oneslot password=false ts-slots=1 {} ! filesink location={}",
+        server.props(),
+        ts.display()
+    ));
+    let pubs: Vec<gst::Pipeline> = (0..2)
+        .map(|i| {
+            common::run::publisher(&server, &format!("g{i}"), Some("oneslot"), Some("false"), i)
+        })
+        .collect();
+    rec.wait("a warning says the slots are taken", |r| {
+        r.added.len() == 2 && r.warnings.iter().any(|w| w.contains("slots are taken"))
+    });
+    let at = file_size(&ts);
+    rec.wait("the room stream goes on", |_| file_size(&ts) > at + 300_000);
+    let rec = rec.end();
+    for p in pubs {
+        let _ = p.set_state(gst::State::Null);
+    }
+    assert!(rec.errors.is_empty(), "{:?}", rec.errors);
+    let decoded = decodebin3_all(&ts);
+    let videos = decoded.keys().filter(|k| k.starts_with("video")).count();
+    assert_eq!(videos, 1, "one slot, one guest's video: {decoded:?}");
+    assert!(
+        decoded
+            .values()
+            .any(|(n, sizes)| *n >= 30 && sizes.contains(&(320, 240))),
+        "the guest in the slot is decoded: {decoded:?}"
+    );
+}
