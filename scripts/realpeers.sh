@@ -48,7 +48,7 @@ for t in "${tests[@]}"; do
       >"$logs/$t.log" 2>&1; then
     passed=$((passed + 1))
     echo "PASS $t ($(( $(date +%s) - start )) s)"
-    grep -E "^(/|the web app|decoded|stats:|publish.py recorded)" "$logs/$t.log" | cut -c1-300 | sed 's/^/    /' || true
+    grep -E "^(/|the web app|decoded|stats:|publish.py recorded|aligned audio)" "$logs/$t.log" | cut -c1-300 | sed 's/^/    /' || true
   else
     failed=$((failed + 1))
     failures+=("$t")

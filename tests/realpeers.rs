@@ -719,6 +719,17 @@ fn webapp_views_vdoninjasink_through_a_narrow_link() {
     let back_after = freed.elapsed();
     let log = view.log();
     drop(view);
+    // When the freezes happened: the web app's count at each second (t, decoded, frozen s).
+    let timeline: Vec<String> = (1..=SECS)
+        .map(|t| {
+            let (f, z) = browser_view_at(&log, t);
+            format!("{t}:{f}/{z:.1}")
+        })
+        .collect();
+    eprintln!(
+        "the web app's view of vdoninjasink by second: {}",
+        timeline.join(" ")
+    );
     let errors = bus_errors(&publisher);
     let _ = publisher.set_state(gst::State::Null);
     eprintln!(
