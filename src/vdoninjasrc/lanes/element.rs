@@ -26,9 +26,11 @@ impl VdoNinjaSrc {
             .filter(|_| !track.codec.is_video())?;
         let obj = self.obj();
         let weak = obj.downgrade();
-        let added = move |f: NewFile| {
-            if let Some(obj) = weak.upgrade() {
-                obj.imp().lane_file_made(f);
+        let added = move |f: Result<NewFile, String>| {
+            let Some(obj) = weak.upgrade() else { return };
+            match f {
+                Ok(f) => obj.imp().lane_file_made(f),
+                Err(e) => crate::common::log::post_warning(*CAT, obj.upcast_ref(), &e),
             }
         };
         match track.branch(true).and_then(|src| {

@@ -34,7 +34,7 @@ impl Lanes {
         peer: PeerId,
         stream_id: &str,
         source: &gst::Pad,
-        on_new_file: impl Fn(NewFile) + Send + Sync + 'static,
+        on_file: impl Fn(Result<NewFile, String>) + Send + Sync + 'static,
     ) -> Result<LaneInput, String> {
         static N: AtomicU32 = AtomicU32::new(0);
         let input = N.fetch_add(1, Ordering::Relaxed);
@@ -63,12 +63,14 @@ impl Lanes {
                 gst_app::AppSinkCallbacks::builder()
                     .new_sample(move |sink| {
                         let sample = sink.pull_sample().map_err(|_| gst::FlowError::Eos)?;
+                        // A file that cannot be written is reported (once) and its samples
+                        // dropped: the guest's other outputs go on.
                         match lanes.write(input, &id, &sample) {
-                            Ok(Some(f)) => on_new_file(f),
+                            Ok(Some(f)) => on_file(Ok(f)),
                             Ok(None) => {}
                             Err(e) => {
                                 gst::warning!(CAT, obj = sink, "{id}: no aligned audio: {e}");
-                                return Err(gst::FlowError::Error);
+                                on_file(Err(format!("{id}: no aligned audio file: {e}")));
                             }
                         }
                         Ok(gst::FlowSuccess::Ok)

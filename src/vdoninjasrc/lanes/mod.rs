@@ -76,6 +76,8 @@ struct Inner {
     pending: BTreeMap<u32, Pending>,
     /// Each input's stream ID.
     input_streams: BTreeMap<u32, String>,
+    /// Stream IDs whose file could not be made (reported once, then left out).
+    failed: std::collections::BTreeSet<String>,
     ended: bool,
 }
 
@@ -90,9 +92,10 @@ struct Pending {
 
 /// How long a connection's first audio is held back: the receiver's time stamps start up to
 /// ~70 ms late (the first packets' arrival, delayed by the connection's set-up, is the jitter
-/// buffer's reference) and settle within about a second.
-pub const HOLD: std::time::Duration = std::time::Duration::from_secs(2);
-const HOLD_FRAMES: u64 = RATE as u64 * 2;
+/// buffer's reference) and settle within about a second; the last of it can still move a few
+/// milliseconds, so the anchor is taken a second later still.
+pub const HOLD: std::time::Duration = std::time::Duration::from_secs(3);
+const HOLD_FRAMES: u64 = RATE as u64 * HOLD.as_secs();
 
 /// Samples from the files' start of running time `rt` (negative before it).
 fn position(origin: gst::ClockTime, rt: gst::ClockTime) -> i64 {
@@ -122,9 +125,10 @@ fn place(lane: &mut Lane, at: i64, buf: &gst::Buffer) {
 impl Inner {
     /// `stream_id`'s lane, made (with its file) if it has none; the file, if made.
     fn lane(&mut self, stream_id: &str, channels: u32) -> Result<Option<NewFile>, String> {
-        if self.lanes.contains_key(stream_id) {
+        if self.lanes.contains_key(stream_id) || self.failed.contains(stream_id) {
             return Ok(None);
         }
+        self.failed.insert(stream_id.to_string());
         let parent = self.parent.upgrade().ok_or("the element is gone")?;
         let location = unique_path(
             &self
@@ -133,6 +137,7 @@ impl Inner {
                 .with_extension(self.format.extension()),
         );
         let writer = Writer::start(&parent, self.format, &location, channels)?;
+        self.failed.remove(stream_id);
         self.lanes.insert(
             stream_id.to_string(),
             Lane {
@@ -189,6 +194,7 @@ impl Lanes {
             lanes: BTreeMap::new(),
             pending: BTreeMap::new(),
             input_streams: BTreeMap::new(),
+            failed: Default::default(),
             ended: false,
         })))
     }

@@ -211,21 +211,34 @@ impl RoomMux {
                 return Err(e);
             }
         };
-        let guest = match stream.selector.request_pad_simple("sink_%u") {
-            Some(p) => p,
-            None => {
-                release_slot(&self.owners, slot);
-                return Err("input-selector gave no pad".into());
+        // On any failure from here, the track leaves nothing behind: its slot, selector pad
+        // and bin go.
+        let undo = |guest: Option<&gst::Pad>, e: String| {
+            if let Some(g) = guest {
+                let _ = src.unlink(g);
+                stream.selector.release_request_pad(g);
             }
+            let _ = bin.set_state(gst::State::Null);
+            let _ = parent.remove(&bin);
+            release_slot(&self.owners, slot);
+            e
         };
-        src.link(&guest)
-            .map_err(|e| format!("cannot put a track in its slot: {e:?}"))?;
+        let guest = stream
+            .selector
+            .request_pad_simple("sink_%u")
+            .ok_or_else(|| undo(None, "input-selector gave no pad".into()))?;
+        src.link(&guest).map_err(|e| {
+            undo(
+                Some(&guest),
+                format!("cannot put a track in its slot: {e:?}"),
+            )
+        })?;
         switch_in(&guest, &stream, codec.is_video(), slot, ask_keyframe);
         bin.sync_state_with_parent()
-            .map_err(|_| "cannot start a TS track")?;
+            .map_err(|_| undo(Some(&guest), "cannot start a TS track".into()))?;
         source
             .link(&sink)
-            .map_err(|e| format!("cannot feed the TS track: {e:?}"))?;
+            .map_err(|e| undo(Some(&guest), format!("cannot feed the TS track: {e:?}")))?;
         Ok((
             TsTrack {
                 bin,
