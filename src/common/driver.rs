@@ -56,6 +56,8 @@ pub struct Driver {
     session: Option<Session>,
     jobs: Option<std_mpsc::Sender<Job>>,
     thread: Option<JoinHandle<()>>,
+    /// Lets the media thread start on its jobs (see [`Driver::ready`]).
+    go: Option<std_mpsc::Sender<()>>,
 }
 
 impl Driver {
@@ -66,13 +68,34 @@ impl Driver {
         settings: &CommonSettings,
         base_ice: IceConfig,
         name: &str,
+        handle: impl FnMut(Job) + Send + 'static,
+    ) -> std::io::Result<Self> {
+        let d = Self::start_held(machine, client, settings, base_ice, name, handle)?;
+        d.ready();
+        Ok(d)
+    }
+
+    /// As [`Driver::start`], but `handle` waits for [`Driver::ready`] (or the driver's end):
+    /// for an element whose handlers look the driver up in its state, which it can store only
+    /// once this returns.
+    pub fn start_held(
+        machine: Machine,
+        client: ClientConfig,
+        settings: &CommonSettings,
+        base_ice: IceConfig,
+        name: &str,
         mut handle: impl FnMut(Job) + Send + 'static,
     ) -> std::io::Result<Self> {
         let rt = crate::runtime::handle();
         let (jobs, rx) = std_mpsc::channel::<Job>();
+        // The signaling starts at once, and a viewer's request can come back within
+        // milliseconds: the media thread waits until the element holds this driver (its
+        // handlers look it up), or until it is dropped.
+        let (go, wait) = std_mpsc::channel::<()>();
         let thread = std::thread::Builder::new()
             .name(format!("{name}-media"))
             .spawn(move || {
+                let _ = wait.recv();
                 while let Ok(job) = rx.recv() {
                     handle(job);
                 }
@@ -104,7 +127,16 @@ impl Driver {
             session: Some(session),
             jobs: Some(jobs),
             thread: Some(thread),
+            go: Some(go),
         })
+    }
+
+    /// The element holds the driver now: its media thread may run the jobs that came meanwhile
+    /// (before, a viewer's request that came first found no driver and was refused).
+    pub fn ready(&self) {
+        if let Some(go) = &self.go {
+            let _ = go.send(());
+        }
     }
 
     /// Feeds the state machine. Never blocks.
@@ -137,6 +169,7 @@ impl Driver {
             s.shutdown();
         }
         self.jobs = None;
+        self.go = None;
         if let Some(t) = self.thread.take() {
             let deadline = Instant::now() + timeout;
             while !t.is_finished() && Instant::now() < deadline {

@@ -293,7 +293,7 @@ impl VdoNinjaSink {
         // (a process that exits on the error while it makes the DTLS key can crash in exit).
         crate::common::elements::warm_up_webrtc();
         let weak = self.obj().downgrade();
-        let driver = Driver::start(
+        let driver = Driver::start_held(
             machine,
             settings.common.client_config(),
             &settings.common,
@@ -309,6 +309,10 @@ impl VdoNinjaSink {
         let mut st = self.state();
         st.ice = base_ice;
         st.driver = Some(driver);
+        // (Under the state lock: the media thread's first job waits for it.)
+        if let Some(d) = &st.driver {
+            d.ready();
+        }
         st.rate = super::congestion::rate::RateController::new(
             settings.bitrate,
             settings.min_bitrate,

@@ -116,7 +116,7 @@ impl VdoNinjaSrc {
         // (a process that exits on the error while it makes the DTLS key can crash in exit).
         crate::common::elements::warm_up_webrtc();
         let weak = self.obj().downgrade();
-        let driver = Driver::start(
+        let driver = Driver::start_held(
             machine,
             settings.common.client_config(),
             &settings.common,
@@ -167,6 +167,10 @@ impl VdoNinjaSrc {
         st.ice = base_ice;
         st.video_codec = video_codec;
         st.driver = Some(driver);
+        // (Under the state lock: the media thread's first job waits for it.)
+        if let Some(d) = &st.driver {
+            d.ready();
+        }
         st.pattern = pattern;
         st.manifest = manifest;
         st.lanes = lanes;
