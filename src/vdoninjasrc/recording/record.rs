@@ -89,8 +89,14 @@ impl Recorder {
                 .last()
                 .and_then(|e| e.static_pad("src"))
                 .ok_or("no src")?;
-            if container == Container::Mp4 && codec.is_video() {
-                dts_from_pts(&last);
+            if container == Container::Mp4 {
+                if codec.is_video() {
+                    dts_from_pts(&last);
+                }
+                // mp4mux stops on a time stamp that goes back ("decreasing DTS"), which a
+                // receiver's lip-sync correction does (tens of ms, at the first sender reports);
+                // Matroska takes it.
+                crate::vdoninjasrc::ts::guards::keep_time_monotonic(&last);
             }
             last.link(&mux_pad)
                 .map_err(|e| format!("{} refused {}: {e:?}", mux.name(), codec.encoding_name()))?;

@@ -115,7 +115,7 @@ pub(super) fn drop_until_keyframe(pad: &gst::Pad) {
 /// emits some buffers without a time stamp around key-frame requests (mpegtsmux would then stop
 /// muxing the stream, and with it the room). Such buffers are given the running time just after
 /// the last one until the stream's clock catches up.
-pub(super) fn keep_time_monotonic(pad: &gst::Pad) {
+pub(in crate::vdoninjasrc) fn keep_time_monotonic(pad: &gst::Pad) {
     let last = std::sync::Mutex::new(None::<gst::ClockTime>);
     pad.add_probe(gst::PadProbeType::BUFFER, move |pad, info| {
         let segment = pad

@@ -28,7 +28,7 @@ use std::sync::{Arc, Mutex};
 
 use gst::prelude::*;
 
-mod guards;
+pub(super) mod guards;
 mod placeholder;
 mod track;
 
