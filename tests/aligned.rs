@@ -300,18 +300,10 @@ fn wav_beeps_line_up_across_late_joins_and_a_return() {
     aligned_room("wav");
 }
 
-const CHILD_RECORDER: &str = "VDONINJA_TEST_ALIGNED_RECORDER";
-
 #[test]
 #[ignore = "run as a child process by a_killed_recorder_leaves_audio_files_that_play"]
 fn child_recorder() {
-    let Ok(desc) = std::env::var(CHILD_RECORDER) else {
-        return;
-    };
-    let p = launch(&desc);
-    p.set_state(gst::State::Playing).expect("recorder plays");
-    // Killed long before this.
-    std::thread::sleep(Duration::from_secs(120));
+    common::recorder::run_child_recorder();
 }
 
 #[test]
@@ -322,21 +314,13 @@ fn a_killed_recorder_leaves_audio_files_that_play() {
         .into_iter()
         .map(|format| {
             let dir = tempfile::tempdir().expect("tempdir");
-            let child = std::process::Command::new(std::env::current_exe().expect("test binary"))
-                .args(["child_recorder", "--exact", "--ignored", "--nocapture"])
-                .env(
-                    CHILD_RECORDER,
-                    format!(
-                        "vdoninjasrc room={room} password=false record-location={}/%s-%t.mkv \
-                         record-audio={format} {}",
-                        dir.path().display(),
-                        server.props()
-                    ),
-                )
-                .stdout(std::process::Stdio::null())
-                .spawn()
-                .expect("recorder process");
-            (format, dir, common::run::Killed::new(child))
+            let child = common::recorder::spawn_child_recorder(&format!(
+                "vdoninjasrc room={room} password=false record-location={}/%s-%t.mkv \
+                 record-audio={format} {}",
+                dir.path().display(),
+                server.props()
+            ));
+            (format, dir, child)
         })
         .collect();
     let beeper = Beeper::start();

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use common::media::*;
 use common::recorder::{Recorder, file_size, record_some};
-use common::run::{Killed, publisher};
+use common::run::publisher;
 use gst::prelude::*;
 use gstvdoninja::server::hub::ServerMode;
 
@@ -76,34 +76,18 @@ fn guests_are_recorded_as_mp4_with_h264_and_aac() {
     }
 }
 
-const CHILD_RECORDER: &str = "VDONINJA_TEST_MP4_RECORDER";
-
 #[test]
 #[ignore = "run as a child process by a_killed_mp4_recorder_leaves_files_that_play"]
 fn child_recorder() {
-    let Ok(desc) = std::env::var(CHILD_RECORDER) else {
-        return;
-    };
-    let p = launch(&desc);
-    p.set_state(gst::State::Playing).expect("recorder plays");
-    // Killed long before this.
-    std::thread::sleep(Duration::from_secs(120));
+    common::recorder::run_child_recorder();
 }
 
 #[test]
 fn a_killed_mp4_recorder_leaves_files_that_play() {
     let server = Server::start(ServerMode::Official);
     let dir = tempfile::tempdir().expect("tempdir");
-    let child = std::process::Command::new(std::env::current_exe().expect("test binary"))
-        .args(["child_recorder", "--exact", "--ignored", "--nocapture"])
-        .env(
-            CHILD_RECORDER,
-            recorder_desc(&server, "mp4crash", dir.path()),
-        )
-        .stdout(std::process::Stdio::null())
-        .spawn()
-        .expect("recorder process");
-    let child = Killed::new(child);
+    let child =
+        common::recorder::spawn_child_recorder(&recorder_desc(&server, "mp4crash", dir.path()));
     let p = publisher(&server, "victim", Some("mp4crash"), None, 0);
     let size = || files(dir.path(), "mp4").first().map_or(0, |f| file_size(f));
     // Three seconds and more of 320x240 video and audio.

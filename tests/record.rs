@@ -228,21 +228,12 @@ fn a_resolution_change_is_recorded_in_the_same_file() {
     assert_eq!(report.sizes, vec![(320, 240), (640, 360)], "{report:?}");
 }
 
-/// Set in a child test process: the recorder pipeline it runs until it is killed.
-const CHILD_RECORDER: &str = "VDONINJA_TEST_CHILD_RECORDER";
-
 /// Not a test of its own: the recorder process `a_killed_recorder_leaves_files_that_play`
 /// starts (this test binary again) and kills.
 #[test]
 #[ignore = "run as a child process by a_killed_recorder_leaves_files_that_play"]
 fn child_recorder() {
-    let Ok(desc) = std::env::var(CHILD_RECORDER) else {
-        return;
-    };
-    let p = launch(&desc);
-    p.set_state(gst::State::Playing).expect("recorder plays");
-    // Killed long before this.
-    std::thread::sleep(Duration::from_secs(120));
+    common::recorder::run_child_recorder();
 }
 
 #[test]
@@ -250,15 +241,8 @@ fn a_killed_recorder_leaves_files_that_play() {
     let _slot = SLOTS.take();
     let server = Server::start(ServerMode::Official);
     let dir = tempfile::tempdir().expect("tempdir");
-    let mut child = std::process::Command::new(std::env::current_exe().expect("test binary"))
-        .args(["child_recorder", "--exact", "--ignored", "--nocapture"])
-        .env(
-            CHILD_RECORDER,
-            recorder_desc(&server, "crash", dir.path(), ""),
-        )
-        .stdout(std::process::Stdio::null())
-        .spawn()
-        .expect("recorder process");
+    let child =
+        common::recorder::spawn_child_recorder(&recorder_desc(&server, "crash", dir.path(), ""));
     let p = publisher(&server.url, &server, "victim", "crash", 0);
     let file = || {
         std::fs::read_dir(dir.path())
@@ -270,8 +254,7 @@ fn a_killed_recorder_leaves_files_that_play() {
     let size = || file().map_or(0, |f| file_size(&f));
     // A couple of seconds of 320x240 video and audio.
     let grew = wait_until(MEDIA_WAIT, || size() > 600_000);
-    child.kill().expect("SIGKILL");
-    let _ = child.wait();
+    let _ = child.kill_and_read();
     let _ = p.set_state(gst::State::Null);
     assert!(grew, "the recording grows ({} bytes)", size());
     let path = file().expect("a recording");

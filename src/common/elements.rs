@@ -86,3 +86,13 @@ pub fn register_bundled() {
         }
     });
 }
+
+/// Exposes `target` on `bin` as a ghost pad named `name`.
+pub fn ghost(bin: &gst::Bin, target: &gst::Pad, name: &str) -> Result<gst::GhostPad, String> {
+    let pad = gst::GhostPad::builder_with_target(target)
+        .map_err(|e| e.to_string())?
+        .name(name)
+        .build();
+    bin.add_pad(&pad).map_err(|e| e.to_string())?;
+    Ok(pad)
+}

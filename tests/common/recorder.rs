@@ -176,3 +176,29 @@ pub fn record_some(path: &Path, more: Duration) {
 pub fn file_size(path: &Path) -> u64 {
     std::fs::metadata(path).map_or(0, |m| m.len())
 }
+
+/// Set in a child test process: the recorder pipeline it runs until it is killed.
+pub const CHILD_RECORDER: &str = "VDONINJA_TEST_CHILD_RECORDER";
+
+/// The body of a test binary's `child_recorder` entry point: plays the pipeline the parent put
+/// in [`CHILD_RECORDER`] until the parent kills the process (nothing when run by hand).
+pub fn run_child_recorder() {
+    let Ok(desc) = std::env::var(CHILD_RECORDER) else {
+        return;
+    };
+    let p = launch(&desc);
+    p.set_state(gst::State::Playing).expect("recorder plays");
+    // Killed long before this.
+    std::thread::sleep(Duration::from_secs(120));
+}
+
+/// Starts this test binary's `child_recorder` entry point running `desc` (to be SIGKILLed).
+pub fn spawn_child_recorder(desc: &str) -> super::run::Killed {
+    let child = std::process::Command::new(std::env::current_exe().expect("test binary"))
+        .args(["child_recorder", "--exact", "--ignored", "--nocapture"])
+        .env(CHILD_RECORDER, desc)
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .expect("recorder process");
+    super::run::Killed::new(child)
+}

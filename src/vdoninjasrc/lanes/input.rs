@@ -88,11 +88,7 @@ impl Lanes {
         bin.add_many(chain).map_err(|e| e.to_string())?;
         gst::Element::link_many(chain).map_err(|_| "cannot link an aligned-audio input")?;
         let qsink = queue.static_pad("sink").ok_or("no sink")?;
-        let sink = gst::GhostPad::builder_with_target(&qsink)
-            .map_err(|e| e.to_string())?
-            .name("sink")
-            .build();
-        bin.add_pad(&sink).map_err(|e| e.to_string())?;
+        let sink = crate::common::elements::ghost(&bin, &qsink, "sink")?;
         parent.add(&bin).map_err(|e| e.to_string())?;
         let fail = |e: String| {
             let _ = bin.set_state(gst::State::Null);

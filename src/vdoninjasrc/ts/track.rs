@@ -82,20 +82,12 @@ pub(super) fn build_track(
         // The decoder starts at a key frame.
         drop_until_keyframe(&qsink);
     }
-    let sink = gst::GhostPad::builder_with_target(&qsink)
-        .map_err(|e| e.to_string())?
-        .name("sink")
-        .build();
-    bin.add_pad(&sink).map_err(|e| e.to_string())?;
+    let sink = crate::common::elements::ghost(&bin, &qsink, "sink")?;
     let last = chain
         .last()
         .and_then(|e| e.static_pad("src"))
         .ok_or("no src")?;
-    let src = gst::GhostPad::builder_with_target(&last)
-        .map_err(|e| e.to_string())?
-        .name("src")
-        .build();
-    bin.add_pad(&src).map_err(|e| e.to_string())?;
+    let src = crate::common::elements::ghost(&bin, &last, "src")?;
     parent.add(&bin).map_err(|e| e.to_string())?;
     Ok((bin, sink.upcast(), src.upcast(), last_buffer, transcode))
 }
