@@ -181,6 +181,17 @@ impl Recorder {
 
 /// Drops what comes before the recording's start; notes the last time stamp.
 fn add_gate(pad: &gst::Pad, gate: &Arc<Mutex<Gate>>, codec: Codec, has_video: bool) {
+    // A GAP before the first frame (a depayloader sends one for a lost packet) would make a
+    // parser invent caps to send it with (h264parse: 16x16 without codec data, which mp4mux
+    // refuses and then keeps, so that the file gets no frame).
+    let g = gate.clone();
+    pad.add_probe(gst::PadProbeType::EVENT_DOWNSTREAM, move |_, info| {
+        let gap = matches!(info.event().map(|e| e.type_()), Some(gst::EventType::Gap));
+        if gap && g.lock().is_ok_and(|g| g.base.is_none()) {
+            return gst::PadProbeReturn::Drop;
+        }
+        gst::PadProbeReturn::Ok
+    });
     let gate = gate.clone();
     let video = codec.is_video();
     pad.add_probe(gst::PadProbeType::BUFFER, move |pad, info| {
@@ -296,4 +307,115 @@ fn keep_first_caps(mux_pad: &gst::Pad) {
         }
         gst::PadProbeReturn::Ok
     });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// H.264 access units (byte-stream) of 2 s of 320x240 video, a key frame a second, and
+    /// their caps.
+    fn encoded() -> (gst::Caps, Vec<gst::Buffer>) {
+        let p = gst::parse::launch(
+            "videotestsrc num-buffers=60 ! video/x-raw,width=320,height=240,framerate=30/1 ! \
+             x264enc key-int-max=30 tune=zerolatency ! \
+             video/x-h264,stream-format=byte-stream,alignment=au ! appsink name=out sync=false",
+        )
+        .expect("encoder")
+        .downcast::<gst::Pipeline>()
+        .expect("pipeline");
+        let out = p
+            .by_name("out")
+            .and_then(|e| e.downcast::<gst_app::AppSink>().ok())
+            .expect("appsink");
+        p.set_state(gst::State::Playing).expect("encodes");
+        let mut caps = None;
+        let mut buffers = Vec::new();
+        while let Ok(s) = out.pull_sample() {
+            caps = s.caps_owned();
+            buffers.extend(s.buffer_owned());
+        }
+        let _ = p.set_state(gst::State::Null);
+        (caps.expect("caps"), buffers)
+    }
+
+    fn frames_in(path: &std::path::Path) -> usize {
+        let p = gst::parse::launch(&format!(
+            "filesrc location={} ! qtdemux ! appsink name=out sync=false",
+            path.display()
+        ))
+        .expect("reader")
+        .downcast::<gst::Pipeline>()
+        .expect("pipeline");
+        let out = p
+            .by_name("out")
+            .and_then(|e| e.downcast::<gst_app::AppSink>().ok())
+            .expect("appsink");
+        let _ = p.set_state(gst::State::Playing);
+        let mut n = 0;
+        while out
+            .try_pull_sample(gst::ClockTime::from_seconds(5))
+            .is_some()
+        {
+            n += 1;
+        }
+        let _ = p.set_state(gst::State::Null);
+        n
+    }
+
+    /// The participant's parser has not seen a key frame yet when the recording is hooked on,
+    /// and a lost packet makes the depayloader send a GAP: h264parse in the recorder then
+    /// made up caps (16x16, no codec data) to send the GAP with, which mp4mux refused and
+    /// kept, so that the file got no frame at all (1 run in 5 of `tests/mp4.rs`).
+    #[test]
+    fn a_gap_before_the_first_key_frame_does_not_spoil_an_mp4_file() {
+        gst::init().expect("GStreamer initialises");
+        let (caps, buffers) = encoded();
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("g.mp4");
+        let pipeline = gst::Pipeline::new();
+        let src = gst::Pad::builder(gst::PadDirection::Src).build();
+        src.set_active(true).expect("active");
+        let rec = Recorder::start(
+            pipeline.upcast_ref(),
+            "g",
+            path.clone(),
+            &[(Codec::H264, src.clone())],
+        )
+        .expect("recorder");
+        pipeline.set_state(gst::State::Playing).expect("plays");
+        // What the participant's parser sends before its first key frame, then the stream.
+        let early = gst::Caps::builder("video/x-h264")
+            .field("stream-format", "byte-stream")
+            .field("alignment", "au")
+            .field("parsed", true)
+            .build();
+        assert!(src.push_event(gst::event::StreamStart::new("g")));
+        assert!(src.push_event(gst::event::Caps::new(&early)));
+        let segment = gst::FormattedSegment::<gst::ClockTime>::new();
+        assert!(src.push_event(gst::event::Segment::new(&segment)));
+        src.push_event(
+            gst::event::Gap::builder(gst::ClockTime::ZERO)
+                .duration(gst::ClockTime::from_mseconds(33))
+                .build(),
+        );
+        assert!(src.push_event(gst::event::Caps::new(&caps)));
+        for b in &buffers {
+            let _ = src.push(b.clone());
+        }
+        assert!(src.push_event(gst::event::Eos::new()));
+        let bus = pipeline.bus().expect("bus");
+        let eos = bus.timed_pop_filtered(
+            gst::ClockTime::from_seconds(10),
+            &[gst::MessageType::Eos, gst::MessageType::Error],
+        );
+        assert!(
+            eos.as_ref()
+                .is_some_and(|m| m.type_() == gst::MessageType::Eos),
+            "{eos:?}"
+        );
+        rec.close(pipeline.upcast_ref());
+        let _ = pipeline.set_state(gst::State::Null);
+        assert_eq!(frames_in(&path), buffers.len(), "{path:?}");
+    }
 }
