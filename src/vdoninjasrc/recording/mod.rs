@@ -28,7 +28,7 @@ use crate::protocol::machine::PeerId;
 use container::Container;
 use location::{unique_path, utc_stamp};
 use manifest::FileEntry;
-use record::Recorder;
+use record::{Recorder, RecorderEnd};
 
 /// How long to wait for a participant's other tracks before recording what has arrived.
 const TRACK_WAIT: Duration = Duration::from_secs(2);
@@ -146,8 +146,12 @@ impl VdoNinjaSrc {
         let Some(r) = st.remotes.get_mut(&peer) else {
             // The participant left meanwhile.
             let mut rec = rec;
-            rec.finish();
+            let end = rec.end();
             st.finishing.push(rec);
+            drop(guard);
+            if let Some(end) = end {
+                end.send();
+            }
             return;
         };
         if let Some(m) = &mut st.manifest {
@@ -190,7 +194,7 @@ impl VdoNinjaSrc {
     pub(super) fn finish_outputs(&self, r: &mut Remote, reason: &str) {
         let mut guard = self.state();
         let st = &mut *guard;
-        end_feeds(r, &mut st.finishing, &mut st.ts_finished);
+        let ends = end_feeds(r, &mut st.finishing, &mut st.ts_finished);
         if let Some(m) = &mut st.manifest
             && m.participants
                 .iter()
@@ -202,6 +206,7 @@ impl VdoNinjaSrc {
             p.leave_reason = Some(reason.to_string());
         }
         drop(guard);
+        ends.send();
         self.save_manifest();
     }
 
@@ -335,15 +340,18 @@ impl VdoNinjaSrc {
 
     /// The application asked for EOS: finalize every file, end every pad, then post EOS.
     pub(super) fn end_of_stream(&self) {
-        let pads: Vec<gst::GhostPad> = {
+        let (pads, ends): (Vec<gst::GhostPad>, Vec<Ends>) = {
             let mut guard = self.state();
             let st = &mut *guard;
             st.eos = true;
-            for r in st.remotes.values_mut() {
-                end_feeds(r, &mut st.finishing, &mut st.ts_finished);
-            }
-            st.lasting.iter().map(|l| l.pad.clone()).collect()
+            let ends = st
+                .remotes
+                .values_mut()
+                .map(|r| end_feeds(r, &mut st.finishing, &mut st.ts_finished))
+                .collect();
+            (st.lasting.iter().map(|l| l.pad.clone()).collect(), ends)
         };
+        ends.into_iter().for_each(Ends::send);
         for p in pads {
             p.push_event(gst::event::Eos::new());
         }
@@ -383,19 +391,42 @@ impl VdoNinjaSrc {
     }
 }
 
-/// Unhooks a participant's recorder and TS tracks and sends them EOS; they are kept in
-/// `finishing`/`ts_finished` until their files are final.
+/// Takes a participant's recorder and TS tracks into `finishing`/`ts_finished`, where they
+/// stay until their files are final; the returned [`Ends`] unhooks them and sends them EOS.
+#[must_use = "the feeds end only when their ends are sent"]
 fn end_feeds(
     r: &mut Remote,
     finishing: &mut Vec<Recorder>,
     ts_finished: &mut Vec<super::ts::TsTrack>,
-) {
+) -> Ends {
+    let mut ends = Ends::default();
     if let Some(mut rec) = r.recorder.take() {
-        rec.finish();
+        ends.recorder = rec.end();
         finishing.push(rec);
     }
     for t in r.ts_tracks.drain(..) {
-        t.finish();
+        ends.ts.push(t.clone());
         ts_finished.push(t);
+    }
+    ends
+}
+
+/// A participant's feeds to end, sent once the state lock is released (see [`Recorder::end`]:
+/// a message posted from within an EOS reaches our handler, which takes the lock; a guest's
+/// EOS once deadlocked the room-stream test so).
+#[derive(Default)]
+struct Ends {
+    recorder: Option<RecorderEnd>,
+    ts: Vec<super::ts::TsTrack>,
+}
+
+impl Ends {
+    fn send(self) {
+        if let Some(end) = self.recorder {
+            end.send();
+        }
+        for t in self.ts {
+            t.finish();
+        }
     }
 }

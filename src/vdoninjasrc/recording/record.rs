@@ -46,6 +46,19 @@ fn make(factory: &str) -> Result<gst::Element, String> {
     crate::common::elements::make(factory, None)
 }
 
+/// Ends a recorder: see [`Recorder::end`].
+#[must_use = "the recorder ends only when it is sent"]
+pub struct RecorderEnd(Vec<(gst::Pad, gst::Pad)>);
+
+impl RecorderEnd {
+    pub fn send(self) {
+        for (src, sink) in &self.0 {
+            let _ = src.unlink(sink);
+            sink.send_event(gst::event::Eos::new());
+        }
+    }
+}
+
 impl Recorder {
     /// Builds the recorder in `parent` and links `tracks` (codec, peer-bin pad) into it.
     pub fn start(
@@ -151,16 +164,15 @@ impl Recorder {
             || obj == self.bin.upcast_ref::<gst::Object>()
     }
 
-    /// Unhooks the recorder from the participant and sends EOS through it.
-    pub fn finish(&mut self) {
-        if self.finishing {
-            return;
+    /// Marks the recorder as finishing; the returned end unhooks it from the participant and
+    /// sends EOS through it (once: `None` if it was already ended). Send it without holding
+    /// the element's state lock: an element may post a message from within the EOS, and the
+    /// element's message handler takes that lock.
+    pub fn end(&mut self) -> Option<RecorderEnd> {
+        if std::mem::replace(&mut self.finishing, true) {
+            return None;
         }
-        self.finishing = true;
-        for (src, sink) in &self.links {
-            let _ = src.unlink(sink);
-            sink.send_event(gst::event::Eos::new());
-        }
+        Some(RecorderEnd(self.links.clone()))
     }
 
     /// Time from the first to the last recorded frame.

@@ -13,7 +13,8 @@ use super::{Owners, STALL_LIMIT, SlotStream, clock_ms, make, release_slot};
 use crate::common::codec::{Codec, best_decoder};
 use crate::protocol::machine::PeerId;
 
-/// One participant track in a slot.
+/// One participant track in a slot (a clone is a handle on the same track).
+#[derive(Clone)]
 pub struct TsTrack {
     pub(super) bin: gst::Bin,
     pub(super) source: gst::Pad,
