@@ -263,7 +263,7 @@ impl VdoNinjaSink {
             st.viewers
                 .values()
                 .filter(|v| v.want_video && v.video_kbps != Some(0))
-                .filter_map(|v| v.link.estimate.map(|e| (e, v.uuid.clone())))
+                .filter_map(|v| v.link.video.map(|e| (e, v.uuid.clone())))
                 .min_by_key(|(e, _)| *e)
         };
         self.move_encoder(lowest, now);

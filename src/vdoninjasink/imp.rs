@@ -391,6 +391,7 @@ impl VdoNinjaSink {
                             "estimated-bitrate",
                             v.link.estimate.map_or(-1i64, i64::from),
                         )
+                        .field("video-share", v.link.video.map_or(-1i64, i64::from))
                         .field("loss", v.link.loss_fraction)
                         .field("rendition", v.placement.level as u32)
                         .build();

@@ -9,13 +9,14 @@
 //! `min-bitrate`..`max-bitrate`. It runs on the media thread every [`TICK`]; a moved target is
 //! logged and posted as `vdoninja/bitrate-changed`.
 //!
-//! Files: `rate`, `loss` and `reports` (sans-IO, unit-tested), `gcc` (webrtcbin, rtpgccbwe,
-//! the viewer's RTCP as it arrives).
+//! Files: `rate`, `loss`, `reports` and `share` (sans-IO, unit-tested), `gcc` (webrtcbin,
+//! rtpgccbwe, the viewer's RTCP as it arrives).
 
 pub mod gcc;
 pub mod loss;
 pub mod rate;
 pub mod reports;
+pub mod share;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -90,6 +91,9 @@ pub struct Link {
     /// The last estimate (kbit/s) and loss fraction seen.
     pub estimate: Option<u32>,
     pub loss_fraction: f64,
+    /// What of the estimate the video encoder may send (kbit/s): GCC's estimate is the whole
+    /// link's ([`share::video_share`]); the loss estimate is the video's already.
+    pub video: Option<u32>,
 }
 
 impl Link {
@@ -102,6 +106,7 @@ impl Link {
             loss: loss::LossEstimator::new(start, min, max),
             estimate: None,
             loss_fraction: 0.0,
+            video: None,
         }
     }
 
@@ -115,14 +120,16 @@ impl Link {
         };
     }
 
-    /// Reads what came in since the last tick into `estimate`.
-    fn tick(&mut self, now: Instant) {
+    /// Reads what came in since the last tick into `estimate` and `video`; `audio`: the
+    /// kbit/s of audio that go to this viewer along with the video.
+    fn tick(&mut self, now: Instant, audio: u32) {
         match self.mode {
             LinkMode::Pending => {}
             LinkMode::Gcc => {
                 let e = self.gcc.load(Ordering::Relaxed);
                 if e > 0 {
                     self.estimate = Some(e);
+                    self.video = Some(share::video_share(e, audio));
                 }
             }
             LinkMode::Loss => {
@@ -147,6 +154,7 @@ impl Link {
                     if let Some(loss) = [reported, asked].into_iter().flatten().reduce(f64::max) {
                         self.loss_fraction = loss;
                         self.estimate = Some(self.loss.on_report(loss));
+                        self.video = self.estimate;
                     }
                     self.window = Some(now);
                 }
@@ -189,9 +197,21 @@ impl VdoNinjaSink {
     /// Media thread: reads every viewer's estimate and moves the encoder.
     fn congestion_tick(&self) {
         let now = Instant::now();
-        for v in self.state().viewers.values_mut() {
-            v.link.tick(now);
+        let audio_bitrate = self.settings().audio_bitrate;
+        let mut st = self.state();
+        let sends_audio = st
+            .tracks
+            .iter()
+            .any(|t| t.chain.as_ref().is_some_and(|c| !c.codec.is_video()));
+        for v in st.viewers.values_mut() {
+            let audio = if sends_audio && v.want_audio {
+                v.audio_kbps.unwrap_or(audio_bitrate)
+            } else {
+                0
+            };
+            v.link.tick(now, audio);
         }
+        drop(st);
         self.update_video_bitrate();
     }
 

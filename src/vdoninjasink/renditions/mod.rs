@@ -134,15 +134,15 @@ impl VdoNinjaSink {
         for v in st.viewers.values_mut() {
             let from = v.placement.level;
             let shown = sent.get(from).copied().unwrap_or(0);
-            if let Some(to) = v.placement.update(v.link.estimate, shown, ladder, now)
+            if let Some(to) = v.placement.update(v.link.video, shown, ladder, now)
                 && to != from
             {
                 gst::info!(
                     CAT,
                     imp = self,
-                    "viewer {} to rendition {to} (estimate {:?} kbit/s)",
+                    "viewer {} to rendition {to} (video share of its link {:?} kbit/s)",
                     v.uuid,
-                    v.link.estimate
+                    v.link.video
                 );
                 if let Err(e) = v.switch_video(chain, to) {
                     gst::warning!(CAT, imp = self, "viewer {}: {e}", v.uuid);
@@ -158,7 +158,7 @@ impl VdoNinjaSink {
             .filter(|v| v.want_video && v.video_kbps != Some(0))
         {
             let level = v.placement.level.min(chain.levels() - 1);
-            let Some(e) = v.link.estimate else { continue };
+            let Some(e) = v.link.video else { continue };
             if !ladder.leaving(level, e) && lowest[level].as_ref().is_none_or(|(l, _)| e < *l) {
                 lowest[level] = Some((e, v.uuid.clone()));
             }
