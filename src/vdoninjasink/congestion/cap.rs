@@ -215,7 +215,9 @@ mod tests {
         assert!(seen[..n].contains(&limit), "{seen:?}");
         // Then to 2,500 within five windows.
         assert!(
-            seen.iter().position(|k| *k >= 2500).is_some_and(|i| i <= n + 5),
+            seen.iter()
+                .position(|k| *k >= 2500)
+                .is_some_and(|i| i <= n + 5),
             "{seen:?}"
         );
     }

@@ -58,6 +58,10 @@ mod tests {
         // Share grows with the estimate, by the payload's part of each packet.
         assert!(video_share(4000, 64) > 3700);
         // And back.
-        assert!(link_for(868, 64).abs_diff(1000) <= 2, "{}", link_for(868, 64));
+        assert!(
+            link_for(868, 64).abs_diff(1000) <= 2,
+            "{}",
+            link_for(868, 64)
+        );
     }
 }

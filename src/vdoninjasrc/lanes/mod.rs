@@ -116,6 +116,14 @@ fn place(lane: &mut Lane, at: i64, buf: &gst::Buffer) {
     };
     let from = lane.timeline.written();
     let p = lane.timeline.place(at.max(0) as u64, frames - early);
+    if p.silence > 0 || p.skip > 0 {
+        gst::debug!(
+            CAT,
+            "at {at} (file end {from}): {} samples of silence, {} skipped",
+            p.silence,
+            p.skip
+        );
+    }
     if p.silence > 0 {
         lane.writer.silence(from, p.silence);
     }
@@ -167,7 +175,17 @@ impl Inner {
             .iter()
             .map(|(at, b)| (*at, (b.size() / (2 * ch)) as u64))
             .collect();
-        for ((_, buf), at) in held.iter().zip(timeline::run_positions(RATE, &run)) {
+        let placed = timeline::run_positions(RATE, &run);
+        gst::debug!(
+            CAT,
+            "{stream_id}: {} held buffers placed as one run; stamp - place (samples): {:?}",
+            run.len(),
+            run.iter()
+                .zip(&placed)
+                .map(|((at, _), p)| at - p)
+                .collect::<Vec<_>>()
+        );
+        for ((_, buf), at) in held.iter().zip(placed) {
             place(lane, at, buf);
         }
     }
