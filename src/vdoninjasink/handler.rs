@@ -162,7 +162,6 @@ impl VdoNinjaSink {
                 settings.min_bitrate,
                 settings.max_bitrate,
                 link.gcc.clone(),
-                link.pacer.clone(),
                 self.tick_soon(),
             );
         }

@@ -32,15 +32,11 @@ pub fn attach(
     min: u32,
     max: u32,
     estimate: Arc<AtomicU32>,
-    pacer: Pacer,
     on_fall: impl Fn() + Send + Sync + 'static,
 ) {
     let on_fall = Arc::new(on_fall);
     webrtc.connect("request-aux-sender", false, move |_| {
         let bwe = gst::ElementFactory::make("rtpgccbwe").build().ok()?;
-        if let Ok(mut p) = pacer.0.lock() {
-            p.element = bwe.downgrade();
-        }
         bwe.set_property("min-bitrate", bps(min.min(max)));
         bwe.set_property("max-bitrate", bps(max));
         bwe.set_property("estimated-bitrate", bps(start));
@@ -55,36 +51,6 @@ pub fn attach(
         });
         Some(bwe.to_value())
     });
-}
-
-/// A handle on a viewer's `rtpgccbwe`, which also paces what is sent to the viewer at its
-/// estimate: [`Pacer::limit`] bounds that estimate (and so the pace) near what the link is known
-/// to carry, so that a key frame goes out spread over its share of the link rather than at the
-/// estimate of a link that shows no delay (a policer), in one burst that the policer drops.
-#[derive(Clone, Default)]
-pub struct Pacer(Arc<std::sync::Mutex<PacerState>>);
-
-#[derive(Default)]
-struct PacerState {
-    element: gst::glib::WeakRef<gst::Element>,
-    limit: Option<u32>,
-}
-
-impl Pacer {
-    /// At most `kbps` (kbit/s; `None`: `max`, the element's own bound); changes under 5 %
-    /// are not made.
-    pub fn limit(&self, kbps: Option<u32>, min: u32, max: u32) {
-        let Ok(mut p) = self.0.lock() else { return };
-        let want = kbps.map_or(max, |k| k.clamp(min.min(max), max));
-        if p.limit.is_some_and(|l| l.abs_diff(want) * 20 < l) {
-            return;
-        }
-        let Some(bwe) = p.element.upgrade() else {
-            return;
-        };
-        p.limit = Some(want);
-        bwe.set_property("max-bitrate", bps(want));
-    }
 }
 
 /// Adds the transport-wide-cc header extension to a payloader (GStreamer 1.22's payloaders
@@ -114,8 +80,6 @@ pub struct ReportCounters {
     /// it, since the last window.
     pub nacked: std::sync::Mutex<std::collections::HashSet<(u32, u16)>>,
     pub sent: AtomicU64,
-    /// Their bytes (RTP headers and payload).
-    pub sent_bytes: AtomicU64,
     /// The viewer has sent a NACK: its silence between them means no loss.
     pub sends_nacks: std::sync::atomic::AtomicBool,
 }

@@ -9,10 +9,9 @@
 //! `min-bitrate`..`max-bitrate`. It runs on the media thread every [`TICK`]; a moved target is
 //! logged and posted as `vdoninja/bitrate-changed`.
 //!
-//! Files: `rate`, `loss`, `cap`, `reports` and `share` (sans-IO, unit-tested), `gcc`
-//! (webrtcbin, rtpgccbwe, the viewer's RTCP as it arrives).
+//! Files: `rate`, `loss`, `reports` and `share` (sans-IO, unit-tested), `gcc` (webrtcbin,
+//! rtpgccbwe, the viewer's RTCP as it arrives).
 
-pub mod cap;
 pub mod gcc;
 pub mod loss;
 pub mod rate;
@@ -93,14 +92,8 @@ pub struct Link {
     pub estimate: Option<u32>,
     pub loss_fraction: f64,
     /// What of the estimate the video encoder may send (kbit/s): GCC's estimate is the whole
-    /// link's ([`share::video_share`]), under the ceiling its loss shows ([`cap::LossCap`]);
-    /// the loss estimate is the video's already.
+    /// link's ([`share::video_share`]); the loss estimate is the video's already.
     pub video: Option<u32>,
-    cap: cap::LossCap,
-    /// Its rtpgccbwe's pace, held near what the link showed it carries.
-    pub pacer: gcc::Pacer,
-    /// `min-bitrate`..`max-bitrate` (kbit/s).
-    bounds: (u32, u32),
 }
 
 impl Link {
@@ -114,9 +107,6 @@ impl Link {
             estimate: None,
             loss_fraction: 0.0,
             video: None,
-            cap: cap::LossCap::new(max),
-            pacer: gcc::Pacer::default(),
-            bounds: (min, max),
         }
     }
 
@@ -133,82 +123,43 @@ impl Link {
     /// Reads what came in since the last tick into `estimate` and `video`; `audio`: the
     /// kbit/s of audio that go to this viewer along with the video.
     fn tick(&mut self, now: Instant, audio: u32) {
-        if self.mode == LinkMode::Pending {
-            return;
-        }
-        let window = self.loss_window(now);
-        if let Some((loss, sent)) = window {
-            self.loss_fraction = loss;
-            gst::debug!(
-                CAT,
-                "{} link: loss {:.1} %, video sent {sent:?} kbit/s, GCC {} kbit/s, ceiling {:?}",
-                self.mode.nick(),
-                loss * 100.0,
-                self.gcc.load(Ordering::Relaxed),
-                self.cap.cap()
-            );
-        }
         match self.mode {
             LinkMode::Pending => {}
             LinkMode::Gcc => {
-                if let Some((loss, Some(sent_kbps))) = window {
-                    self.cap.on_window(loss, sent_kbps);
-                    // Paced at half as much again as the link showed it carries.
-                    let pace = self
-                        .cap
-                        .cap()
-                        .map(|c| share::link_for(c, audio).saturating_mul(3) / 2);
-                    self.pacer.limit(pace, self.bounds.0, self.bounds.1);
-                }
                 let e = self.gcc.load(Ordering::Relaxed);
                 if e > 0 {
                     self.estimate = Some(e);
-                    let share = share::video_share(e, audio);
-                    self.video = Some(self.cap.cap().map_or(share, |c| c.min(share)));
+                    self.video = Some(share::video_share(e, audio));
                 }
             }
             LinkMode::Loss => {
-                if let Some((loss, _)) = window {
-                    self.estimate = Some(self.loss.on_report(loss));
-                    self.video = self.estimate;
+                let due = self
+                    .window
+                    .is_none_or(|since| now.saturating_duration_since(since) >= LOSS_WINDOW);
+                if due {
+                    // The worst of the window's report blocks and of the packets its NACKs
+                    // asked for (each once) against what was sent.
+                    let reported = self.reports.take();
+                    let sent = self.reports.sent.swap(0, Ordering::Relaxed);
+                    let nacked = {
+                        let mut set = self
+                            .reports
+                            .nacked
+                            .lock()
+                            .unwrap_or_else(|e| e.into_inner());
+                        std::mem::take(&mut *set).len() as u64
+                    };
+                    let nacks = self.reports.sends_nacks.load(Ordering::Relaxed);
+                    let asked = (nacks && sent > 0).then(|| (nacked as f64 / sent as f64).min(1.0));
+                    if let Some(loss) = [reported, asked].into_iter().flatten().reduce(f64::max) {
+                        self.loss_fraction = loss;
+                        self.estimate = Some(self.loss.on_report(loss));
+                        self.video = self.estimate;
+                    }
+                    self.window = Some(now);
                 }
             }
         }
-    }
-
-    /// Once every [`LOSS_WINDOW`]: the fraction of packets lost in it (the worst of its
-    /// receiver reports' blocks and of the packets its NACKs asked for, each once, against
-    /// what was sent) and the video rate sent (kbit/s, known from the second window on);
-    /// `None` when the window told nothing.
-    fn loss_window(&mut self, now: Instant) -> Option<(f64, Option<u32>)> {
-        let since = self.window;
-        if since.is_some_and(|s| now.saturating_duration_since(s) < LOSS_WINDOW) {
-            return None;
-        }
-        self.window = Some(now);
-        let reported = self.reports.take();
-        let sent = self.reports.sent.swap(0, Ordering::Relaxed);
-        let bytes = self.reports.sent_bytes.swap(0, Ordering::Relaxed);
-        let nacked = {
-            let mut set = self
-                .reports
-                .nacked
-                .lock()
-                .unwrap_or_else(|e| e.into_inner());
-            std::mem::take(&mut *set).len() as u64
-        };
-        let nacks = self.reports.sends_nacks.load(Ordering::Relaxed);
-        let asked = (nacks && sent > 0).then(|| (nacked as f64 / sent as f64).min(1.0));
-        gst::trace!(
-            CAT,
-            "loss window: reports {reported:?}, NACKs {nacked} of {sent} packets ({asked:?})"
-        );
-        let loss = [reported, asked].into_iter().flatten().reduce(f64::max)?;
-        let kbps = since
-            .map(|s| now.saturating_duration_since(s).as_secs_f64())
-            .filter(|secs| *secs > 0.0)
-            .map(|secs| (bytes as f64 * 8.0 / secs / 1000.0) as u32);
-        Some((loss, kbps))
     }
 }
 

@@ -30,19 +30,6 @@ pub fn video_share(estimate: u32, audio: u32) -> u32 {
     (left * payload / (payload + u64::from(HEADER_BYTES))) as u32
 }
 
-/// What the link carries in all (kbit/s) when the video encoder sends `video` and `audio`
-/// goes along: the inverse of [`video_share`].
-pub fn link_for(video: u32, audio: u32) -> u32 {
-    let payload = u64::from(VIDEO_PAYLOAD_BYTES);
-    let video_on_wire = u64::from(video) * (payload + u64::from(HEADER_BYTES)) / payload;
-    let audio_on_wire = if audio == 0 {
-        0
-    } else {
-        u64::from(audio + HEADER_BYTES * 8 * AUDIO_PACKETS / 1000)
-    };
-    (video_on_wire + audio_on_wire).min(u64::from(u32::MAX)) as u32
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -57,11 +44,5 @@ mod tests {
         assert_eq!(video_share(50, 64), 0);
         // Share grows with the estimate, by the payload's part of each packet.
         assert!(video_share(4000, 64) > 3700);
-        // And back.
-        assert!(
-            link_for(868, 64).abs_diff(1000) <= 2,
-            "{}",
-            link_for(868, 64)
-        );
     }
 }
