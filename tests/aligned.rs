@@ -375,9 +375,11 @@ fn a_killed_recorder_leaves_audio_files_that_play() {
             .first()
             .map_or(0, |f| std::fs::metadata(f).map_or(0, |m| m.len()))
     };
-    // Three seconds and more of audio in each (FLAC of beeps and silence is small).
+    // Three seconds and more of audio in each (the decoded Opus is stereo: 192,000 bytes a
+    // second of WAV; FLAC of beeps and silence is small). (This said 3 * 96,000 before: 1.5 s
+    // of stereo, and a full run once killed the recorder at 1.78 s of WAV.)
     let grew = wait_until(MEDIA_WAIT, || {
-        size(recorders[0].1.path(), "wav") > 3 * 96_000
+        size(recorders[0].1.path(), "wav") > 3 * 192_000
             && size(recorders[1].1.path(), "flac") > 20_000
     });
     for (format, dir, child) in recorders {
