@@ -340,7 +340,7 @@ impl VdoNinjaSrc {
 
     /// The application asked for EOS: finalize every file, end every pad, then post EOS.
     pub(super) fn end_of_stream(&self) {
-        let (pads, ends): (Vec<gst::GhostPad>, Vec<Ends>) = {
+        let (pads, ends, recorders_ending): (Vec<gst::GhostPad>, Vec<Ends>, bool) = {
             let mut guard = self.state();
             let st = &mut *guard;
             st.eos = true;
@@ -349,7 +349,12 @@ impl VdoNinjaSrc {
                 .values_mut()
                 .map(|r| end_feeds(r, &mut st.finishing, &mut st.ts_finished))
                 .collect();
-            (st.lasting.iter().map(|l| l.pad.clone()).collect(), ends)
+            let recorders_ending = !st.finishing.is_empty();
+            (
+                st.lasting.iter().map(|l| l.pad.clone()).collect(),
+                ends,
+                recorders_ending,
+            )
         };
         ends.into_iter().for_each(Ends::send);
         for p in pads {
@@ -370,10 +375,16 @@ impl VdoNinjaSrc {
             mix.end(&tracks);
         }
         self.end_lanes();
+        // With recorders ending, the EOS is posted once the last one is closed (its
+        // `recording-finished` posted first: `finalize_done`), not here, where `finishing`
+        // may already be empty while that recorder is still being closed.
         let (mux, nothing_pending) = {
             let st = self.state();
             let lanes_done = st.lanes.as_ref().is_none_or(|l| l.all_done());
-            (st.tsmux.clone(), st.finishing.is_empty() && lanes_done)
+            (
+                st.tsmux.clone(),
+                !recorders_ending && st.finishing.is_empty() && lanes_done,
+            )
         };
         // The room stream ends once every slot has (the muxer then writes its last packets).
         if let Some(mux) = mux {
