@@ -325,54 +325,44 @@ fn keep_first_caps(mux_pad: &gst::Pad) {
 mod tests {
     use super::*;
 
+    /// Every sample `desc` brings to its `appsink name=out` (each wait bounded at 5 s).
+    fn samples_of(desc: &str) -> Vec<gst::Sample> {
+        let p = gst::parse::launch(desc)
+            .expect("pipeline parses")
+            .downcast::<gst::Pipeline>()
+            .expect("pipeline");
+        let out = p
+            .by_name("out")
+            .and_then(|e| e.downcast::<gst_app::AppSink>().ok())
+            .expect("appsink");
+        p.set_state(gst::State::Playing).expect("plays");
+        let samples =
+            std::iter::from_fn(|| out.try_pull_sample(gst::ClockTime::from_seconds(5))).collect();
+        let _ = p.set_state(gst::State::Null);
+        samples
+    }
+
     /// H.264 access units (byte-stream) of 2 s of 320x240 video, a key frame a second, and
     /// their caps.
     fn encoded() -> (gst::Caps, Vec<gst::Buffer>) {
-        let p = gst::parse::launch(
+        let samples = samples_of(
             "videotestsrc num-buffers=60 ! video/x-raw,width=320,height=240,framerate=30/1 ! \
              x264enc key-int-max=30 tune=zerolatency ! \
              video/x-h264,stream-format=byte-stream,alignment=au ! appsink name=out sync=false",
+        );
+        let caps = samples.last().and_then(|s| s.caps_owned()).expect("caps");
+        (
+            caps,
+            samples.iter().filter_map(|s| s.buffer_owned()).collect(),
         )
-        .expect("encoder")
-        .downcast::<gst::Pipeline>()
-        .expect("pipeline");
-        let out = p
-            .by_name("out")
-            .and_then(|e| e.downcast::<gst_app::AppSink>().ok())
-            .expect("appsink");
-        p.set_state(gst::State::Playing).expect("encodes");
-        let mut caps = None;
-        let mut buffers = Vec::new();
-        while let Ok(s) = out.pull_sample() {
-            caps = s.caps_owned();
-            buffers.extend(s.buffer_owned());
-        }
-        let _ = p.set_state(gst::State::Null);
-        (caps.expect("caps"), buffers)
     }
 
     fn frames_in(path: &std::path::Path) -> usize {
-        let p = gst::parse::launch(&format!(
+        samples_of(&format!(
             "filesrc location={} ! qtdemux ! appsink name=out sync=false",
             path.display()
         ))
-        .expect("reader")
-        .downcast::<gst::Pipeline>()
-        .expect("pipeline");
-        let out = p
-            .by_name("out")
-            .and_then(|e| e.downcast::<gst_app::AppSink>().ok())
-            .expect("appsink");
-        let _ = p.set_state(gst::State::Playing);
-        let mut n = 0;
-        while out
-            .try_pull_sample(gst::ClockTime::from_seconds(5))
-            .is_some()
-        {
-            n += 1;
-        }
-        let _ = p.set_state(gst::State::Null);
-        n
+        .len()
     }
 
     /// The participant's parser has not seen a key frame yet when the recording is hooked on,
