@@ -80,15 +80,17 @@ fn child_narrow() {
                     v.get::<i64>("estimated-bitrate").unwrap_or(-1),
                     v.get::<String>("congestion-control").unwrap_or_default(),
                     v.get::<f64>("loss").unwrap_or(0.0),
+                    v.get::<i64>("loss-ceiling").unwrap_or(-1),
                 )
             })
-            .unwrap_or((-1, String::new(), 0.0));
+            .unwrap_or((-1, String::new(), 0.0, -1));
         let bytes = bytes_received(&src);
         let since = tick - Duration::from_secs(1);
         let (frames, frozen) = view.pictures("video", since, tick, FREEZE);
         println!(
-            "SEC t={n} target={target} estimate={} mode={} loss={:.3} received={} frames={frames} frozen_ms={}",
+            "SEC t={n} target={target} estimate={} ceiling={} mode={} loss={:.3} received={} frames={frames} frozen_ms={}",
             viewer.0,
+            viewer.3,
             viewer.1,
             viewer.2,
             bytes.saturating_sub(last_bytes) * 8 / 1000,

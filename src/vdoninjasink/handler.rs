@@ -162,6 +162,7 @@ impl VdoNinjaSink {
                 settings.min_bitrate,
                 settings.max_bitrate,
                 link.gcc.clone(),
+                link.reports.clone(),
                 self.tick_soon(),
             );
         }

@@ -392,6 +392,7 @@ impl VdoNinjaSink {
                             v.link.estimate.map_or(-1i64, i64::from),
                         )
                         .field("video-share", v.link.video.map_or(-1i64, i64::from))
+                        .field("loss-ceiling", v.link.cap.cap().map_or(-1i64, i64::from))
                         .field("loss", v.link.loss_fraction)
                         .field("rendition", v.placement.level as u32)
                         .build();

@@ -32,11 +32,16 @@ pub fn attach(
     min: u32,
     max: u32,
     estimate: Arc<AtomicU32>,
+    feedback: Arc<ReportCounters>,
     on_fall: impl Fn() + Send + Sync + 'static,
 ) {
     let on_fall = Arc::new(on_fall);
     webrtc.connect("request-aux-sender", false, move |_| {
         let bwe = gst::ElementFactory::make("rtpgccbwe").build().ok()?;
+        if let (Some(sink), Some(src)) = (bwe.static_pad("sink"), bwe.static_pad("src")) {
+            count_link_sent(&sink, feedback.clone());
+            count_feedback(&src, feedback.clone());
+        }
         bwe.set_property("min-bitrate", bps(min.min(max)));
         bwe.set_property("max-bitrate", bps(max));
         bwe.set_property("estimated-bitrate", bps(start));
@@ -51,6 +56,58 @@ pub fn attach(
         });
         Some(bwe.to_value())
     });
+}
+
+/// Counts what the transport-wide feedback says of each packet, from the event in which the
+/// RTP session hands it to `rtpgccbwe` (upstream on `pad`, its source pad): the session has
+/// matched it to the packets sent, with their sizes. The feedback comes every 50–100 ms about
+/// packets sent a round trip before, so the loss and the rate it tells are those of the
+/// moment (a receiver report covers its own interval, a second or more, and comes late under
+/// loss).
+fn count_feedback(pad: &gst::Pad, into: Arc<ReportCounters>) {
+    pad.add_probe(gst::PadProbeType::EVENT_UPSTREAM, move |_, info| {
+        let Some(gst::PadProbeData::Event(event)) = &info.data else {
+            return gst::PadProbeReturn::Ok;
+        };
+        let Some(packets) = event
+            .structure()
+            .filter(|s| s.name() == "RTPTWCCPackets")
+            .and_then(|s| s.get::<gst::glib::ValueArray>("packets").ok())
+        else {
+            return gst::PadProbeReturn::Ok;
+        };
+        let mut seen = into.feedback.lock().unwrap_or_else(|e| e.into_inner());
+        for packet in packets
+            .iter()
+            .filter_map(|v| v.get::<gst::Structure>().ok())
+        {
+            let (Ok(seqnum), Ok(size)) = (packet.get::<u32>("seqnum"), packet.get::<u32>("size"))
+            else {
+                continue;
+            };
+            let arrived = !packet.get::<bool>("lost").unwrap_or(false);
+            // Bounded: a window's packets, and the sequence numbers are 16-bit.
+            let entry = seen.entry(seqnum).or_insert((size, false));
+            entry.1 |= arrived;
+        }
+        gst::PadProbeReturn::Ok
+    });
+}
+
+/// Counts the bytes of the RTP packets that go to the viewer (`pad`: rtpgccbwe's sink pad).
+fn count_link_sent(pad: &gst::Pad, into: Arc<ReportCounters>) {
+    pad.add_probe(
+        gst::PadProbeType::BUFFER | gst::PadProbeType::BUFFER_LIST,
+        move |_, info| {
+            let bytes = match &info.data {
+                Some(gst::PadProbeData::BufferList(l)) => l.iter().map(|b| b.size() as u64).sum(),
+                Some(gst::PadProbeData::Buffer(b)) => b.size() as u64,
+                _ => 0,
+            };
+            into.link_sent_bytes.fetch_add(bytes, Ordering::Relaxed);
+            gst::PadProbeReturn::Ok
+        },
+    );
 }
 
 /// Adds the transport-wide-cc header extension to a payloader (GStreamer 1.22's payloaders
@@ -70,8 +127,8 @@ pub fn sdp_has_twcc(sdp: &str) -> bool {
 }
 
 /// The loss one viewer's RTCP tells: the highest fraction lost of the report blocks that came
-/// since it was last taken, in thousandths; and the packets it asked for again against the
-/// packets sent to it.
+/// since it was last taken, in thousandths; the packets it asked for again against the
+/// packets sent to it; and what its transport-wide feedback said arrived.
 #[derive(Default)]
 pub struct ReportCounters {
     permille: AtomicU64,
@@ -80,8 +137,17 @@ pub struct ReportCounters {
     /// it, since the last window.
     pub nacked: std::sync::Mutex<std::collections::HashSet<(u32, u16)>>,
     pub sent: AtomicU64,
+    /// Their bytes (RTP headers and payload).
+    pub sent_bytes: AtomicU64,
     /// The viewer has sent a NACK: its silence between them means no loss.
     pub sends_nacks: std::sync::atomic::AtomicBool,
+    /// What the viewer's transport-wide feedback said of the packets sent to it (audio and
+    /// video) since the last window, as the RTP session matched it to them: by transport-wide
+    /// sequence number, the packet's size and whether it arrived (a packet is told of again
+    /// while it is missing; once arrived, it counts as arrived).
+    pub feedback: std::sync::Mutex<std::collections::HashMap<u32, (u32, bool)>>,
+    /// The bytes of all the RTP packets sent to the viewer (audio and video).
+    pub link_sent_bytes: AtomicU64,
 }
 
 impl ReportCounters {

@@ -9,9 +9,10 @@
 //! `min-bitrate`..`max-bitrate`. It runs on the media thread every [`TICK`]; a moved target is
 //! logged and posted as `vdoninja/bitrate-changed`.
 //!
-//! Files: `rate`, `loss`, `reports` and `share` (sans-IO, unit-tested), `gcc` (webrtcbin,
-//! rtpgccbwe, the viewer's RTCP as it arrives).
+//! Files: `rate`, `loss`, `cap`, `reports` and `share` (sans-IO, unit-tested), `gcc`
+//! (webrtcbin, rtpgccbwe, the viewer's RTCP as it arrives).
 
+pub mod cap;
 pub mod gcc;
 pub mod loss;
 pub mod rate;
@@ -92,8 +93,13 @@ pub struct Link {
     pub estimate: Option<u32>,
     pub loss_fraction: f64,
     /// What of the estimate the video encoder may send (kbit/s): GCC's estimate is the whole
-    /// link's ([`share::video_share`]); the loss estimate is the video's already.
+    /// link's ([`share::video_share`]), under the ceiling its loss shows ([`cap::LossCap`]);
+    /// the loss estimate is the video's already.
     pub video: Option<u32>,
+    pub cap: cap::LossCap,
+    /// The packets the last window's NACKs asked for: asked again (a receiver retries), they
+    /// are not counted again.
+    last_nacked: std::collections::HashSet<(u32, u16)>,
 }
 
 impl Link {
@@ -107,6 +113,8 @@ impl Link {
             estimate: None,
             loss_fraction: 0.0,
             video: None,
+            cap: cap::LossCap::new(max),
+            last_nacked: Default::default(),
         }
     }
 
@@ -123,44 +131,103 @@ impl Link {
     /// Reads what came in since the last tick into `estimate` and `video`; `audio`: the
     /// kbit/s of audio that go to this viewer along with the video.
     fn tick(&mut self, now: Instant, audio: u32) {
+        if self.mode == LinkMode::Pending {
+            return;
+        }
+        let window = self.loss_window(now);
+        if let Some(w) = &window {
+            self.loss_fraction = w.loss;
+            if self.mode == LinkMode::Gcc
+                && let Some((sent, received)) = w.link
+            {
+                self.cap.on_window(w.loss, sent, Some(received));
+            }
+            gst::debug!(
+                CAT,
+                "{} link: loss {:.1} %, sent/received {:?} kbit/s, GCC {} kbit/s, ceiling {:?} \
+                 (the link carried {:?})",
+                self.mode.nick(),
+                w.loss * 100.0,
+                w.link,
+                self.gcc.load(Ordering::Relaxed),
+                self.cap.cap(),
+                self.cap.carried(),
+            );
+        }
         match self.mode {
             LinkMode::Pending => {}
             LinkMode::Gcc => {
                 let e = self.gcc.load(Ordering::Relaxed);
                 if e > 0 {
                     self.estimate = Some(e);
-                    self.video = Some(share::video_share(e, audio));
+                    let link = self.cap.cap().map_or(e, |c| c.min(e));
+                    self.video = Some(share::video_share(link, audio));
                 }
             }
             LinkMode::Loss => {
-                let due = self
-                    .window
-                    .is_none_or(|since| now.saturating_duration_since(since) >= LOSS_WINDOW);
-                if due {
-                    // The worst of the window's report blocks and of the packets its NACKs
-                    // asked for (each once) against what was sent.
-                    let reported = self.reports.take();
-                    let sent = self.reports.sent.swap(0, Ordering::Relaxed);
-                    let nacked = {
-                        let mut set = self
-                            .reports
-                            .nacked
-                            .lock()
-                            .unwrap_or_else(|e| e.into_inner());
-                        std::mem::take(&mut *set).len() as u64
-                    };
-                    let nacks = self.reports.sends_nacks.load(Ordering::Relaxed);
-                    let asked = (nacks && sent > 0).then(|| (nacked as f64 / sent as f64).min(1.0));
-                    if let Some(loss) = [reported, asked].into_iter().flatten().reduce(f64::max) {
-                        self.loss_fraction = loss;
-                        self.estimate = Some(self.loss.on_report(loss));
-                        self.video = self.estimate;
-                    }
-                    self.window = Some(now);
+                if let Some(w) = window {
+                    self.estimate = Some(self.loss.on_report(w.loss));
+                    self.video = self.estimate;
                 }
             }
         }
     }
+
+    /// Once every [`LOSS_WINDOW`], what the viewer's RTCP told in it; `None` when it told
+    /// nothing (no feedback, no report, and no NACKs from a viewer that sends them).
+    fn loss_window(&mut self, now: Instant) -> Option<Window> {
+        let since = self.window;
+        if since.is_some_and(|s| now.saturating_duration_since(s) < LOSS_WINDOW) {
+            return None;
+        }
+        self.window = Some(now);
+        let secs = since
+            .map(|s| now.saturating_duration_since(s).as_secs_f64())
+            .filter(|secs| *secs > 0.0);
+        let kbps = |bytes: u64| secs.map(|s| (bytes as f64 * 8.0 / s / 1000.0) as u32);
+        let r = &self.reports;
+        let reported = r.take();
+        let sent = r.sent.swap(0, Ordering::Relaxed);
+        let asked_now = {
+            let mut set = r.nacked.lock().unwrap_or_else(|e| e.into_inner());
+            std::mem::take(&mut *set)
+        };
+        let nacked = asked_now.difference(&self.last_nacked).count() as u64;
+        self.last_nacked = asked_now;
+        let nacks = r.sends_nacks.load(Ordering::Relaxed);
+        let asked = (nacks && sent > 0).then(|| (nacked as f64 / sent as f64).min(1.0));
+        let told = std::mem::take(&mut *r.feedback.lock().unwrap_or_else(|e| e.into_inner()));
+        let link_sent = r.link_sent_bytes.swap(0, Ordering::Relaxed);
+        let lost = told.values().filter(|(_, arrived)| !arrived).count() as u64;
+        let arrived_bytes: u64 = told
+            .values()
+            .filter(|(_, arrived)| *arrived)
+            .map(|(size, _)| u64::from(*size))
+            .sum();
+        let feedback = (!told.is_empty()).then(|| lost as f64 / told.len() as f64);
+        gst::trace!(
+            CAT,
+            "loss window: reports {reported:?}, NACKs {nacked} of {sent} packets ({asked:?}), \
+             transport-wide feedback {lost} lost of {}",
+            told.len()
+        );
+        // The transport-wide feedback tells the window's own loss, packet by packet; receiver
+        // reports and NACKs (for viewers without it) come later and cover other intervals.
+        let loss = feedback.or_else(|| [reported, asked].into_iter().flatten().reduce(f64::max))?;
+        let link = feedback.and(kbps(link_sent)).zip(kbps(arrived_bytes));
+        Some(Window { loss, link })
+    }
+}
+
+/// What one loss window told of a viewer's link.
+struct Window {
+    /// The fraction of packets lost (0.0–1.0): what the viewer's transport-wide feedback said
+    /// of each packet, or else the worst of its receiver reports' blocks and of the packets its
+    /// NACKs asked for, each once, against the video packets sent.
+    loss: f64,
+    /// With transport-wide feedback: the kbit/s sent to the viewer, and the kbit/s the
+    /// feedback says arrived (audio and video, RTP headers and payload).
+    link: Option<(u32, u32)>,
 }
 
 impl VdoNinjaSink {

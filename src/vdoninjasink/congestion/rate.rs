@@ -3,27 +3,18 @@
 //! Where the shared encoder's bitrate goes (sans-IO): the lowest of what the viewers' links
 //! carry and what they ask for, within `min-bitrate`..`max-bitrate`. A cut is made at once (a
 //! link that is full loses packets now); a raise that follows a link estimate waits
-//! [`RAISE_EVERY`] after the last one and is at most [`RAISE_STEP`] of the current rate, and
-//! [`SLOW_STEP`] near the rate at which the link last broke (an estimate that overshoots costs a burst of
-//! loss for everyone on the encoder); a change under [`DEADBAND`] is not made at all (each
-//! encoder reconfiguration costs a little quality, and estimates wobble), but for the last step
-//! back to the resting rate (`bitrate`).
+//! [`RAISE_EVERY`] after the last one and is at most [`RAISE_STEP`] of the current rate (an
+//! estimate that overshoots costs a burst of loss for everyone on the encoder; where a link
+//! last broke is each viewer's own memory, `cap`); a change under [`DEADBAND`] is not made at
+//! all (each encoder reconfiguration costs a little quality, and estimates wobble), but for the
+//! last step back to the resting rate (`bitrate`).
 
 use std::time::{Duration, Instant};
 
 /// At most one raise this often.
 pub const RAISE_EVERY: Duration = Duration::from_millis(950);
-/// A raise is at most this fraction of the current rate...
+/// A raise is at most this fraction of the current rate.
 pub const RAISE_STEP: f64 = 0.25;
-/// ...and this much near the rate at which the link last broke ([`NEAR`] of it or more), where
-/// it probes slowly (TCP's congestion avoidance, on the memory of the last cut).
-pub const SLOW_STEP: f64 = 0.08;
-pub const NEAR: f64 = 0.7;
-/// The rate at which the link broke is forgotten this long after the cut (a freed link is then
-/// probed fast again).
-pub const FORGET_AFTER: Duration = Duration::from_secs(20);
-/// Link cuts this close to the first one belong to the same congestion event.
-pub const SAME_EVENT: Duration = Duration::from_secs(3);
 /// Changes smaller than this fraction of the current rate are ignored.
 pub const DEADBAND: f64 = 0.05;
 
@@ -37,8 +28,6 @@ pub struct RateController {
     /// The current rate was set by a link estimate (a cut, or a raise that followed one), not by
     /// a request or the bounds.
     held_by_link: bool,
-    /// The rate the link last broke at (what we sent before a link cut), and when.
-    broke_at: Option<(u32, Instant)>,
 }
 
 impl Default for RateController {
@@ -56,7 +45,6 @@ impl RateController {
             current: start,
             last_raise: None,
             held_by_link: false,
-            broke_at: None,
         };
         c.current = c.clamp(start);
         c
@@ -97,14 +85,6 @@ impl RateController {
         // bounds moved goes at once, up to the estimate.
         let by_link = estimate.is_some_and(|e| e < ceiling);
         if target < self.current {
-            // One congestion event cuts several times in a row (GCC's estimate falls over a
-            // second or two): the rate it broke at is the one before the first cut.
-            let same_event = self
-                .broke_at
-                .is_some_and(|(_, when)| now.saturating_duration_since(when) < SAME_EVENT);
-            if by_link && !same_event {
-                self.broke_at = Some((self.current, now));
-            }
             self.current = target;
             self.held_by_link = by_link;
             return Some(target);
@@ -120,15 +100,7 @@ impl RateController {
         {
             return None;
         }
-        // Forgotten once passed (the link carries more now) or old.
-        let current_rate = self.current;
-        let fresh = |(at, when): &(u32, Instant)| {
-            *at > current_rate && now.saturating_duration_since(*when) < FORGET_AFTER
-        };
-        self.broke_at = self.broke_at.filter(fresh);
-        let broke = self.broke_at.map(|(at, _)| at);
-        let near = broke.is_some_and(|b| current >= NEAR * f64::from(b));
-        let step = ((current * if near { SLOW_STEP } else { RAISE_STEP }) as u32).max(1);
+        let step = ((current * RAISE_STEP) as u32).max(1);
         let next = target.min(self.current.saturating_add(step));
         self.current = next;
         self.last_raise = Some(now);
@@ -149,7 +121,7 @@ mod tests {
         // The link breaks at 2,500: cut at once to what it carries.
         assert_eq!(c.update(2500, Some(600), t), Some(600));
         // Its estimate then runs far ahead (GCC's does while we send less): at most one raise a
-        // second, 25 % below 70 % of the 2,500 it broke at, 8 % above.
+        // second, of at most 25 %.
         assert_eq!(c.update(2500, Some(9000), t), Some(750));
         assert_eq!(
             c.update(2500, Some(9000), t + Duration::from_millis(500)),
@@ -162,36 +134,16 @@ mod tests {
             }
         }
         for w in seen.windows(2) {
-            let limit = if f64::from(w[0]) >= NEAR * 2500.0 {
-                1.0 + SLOW_STEP
-            } else {
-                1.25
-            };
-            assert!(f64::from(w[1]) <= f64::from(w[0]) * limit + 1.0, "{seen:?}");
+            assert!(f64::from(w[1]) <= f64::from(w[0]) * 1.25 + 1.0, "{seen:?}");
+            assert!(
+                w[1] == 2500 || f64::from(w[1]) >= f64::from(w[0]) * 1.24,
+                "{seen:?}"
+            );
         }
         assert_eq!(c.current(), 2500, "home: {seen:?}");
-        assert!(
-            seen.iter()
-                .filter(|k| f64::from(**k) >= NEAR * 2500.0)
-                .count()
-                >= 3,
-            "{seen:?}"
-        );
         // A cut is never delayed by a recent raise.
-        assert_eq!(c.update(2500, Some(600), s(22)), Some(600));
-        // The memory of the break goes after 20 s: 25 % steps all the way.
-        assert_eq!(c.update(2500, Some(9000), s(43)), Some(750));
-        let mut k = 750;
-        for n in 44..60 {
-            if let Some(next) = c.update(2500, Some(9000), s(n)) {
-                assert!(f64::from(next) <= f64::from(k) * 1.25 + 1.0);
-                assert!(
-                    next == 2500 || f64::from(next) >= f64::from(k) * 1.24,
-                    "{k} -> {next}"
-                );
-                k = next;
-            }
-        }
+        assert_eq!(c.update(2500, Some(9000), s(30)), None);
+        assert_eq!(c.update(2500, Some(600), s(30)), Some(600));
     }
 
     #[test]
