@@ -33,10 +33,7 @@ bin=$(cargo test --locked --test realpeers --no-run --message-format=json 2>/dev
 if [ "$#" -gt 0 ]; then
   tests=("$@")
 else
-  # The narrow-link case is left out of the default run: the web app's freezes behind the
-  # policer sit at 8.5-10 % of its 10 % limit (3.4-4.0 s of 40 s in 5 runs), too close to
-  # gate CI on. Run it by name.
-  mapfile -t tests < <("$bin" --ignored --list 2>/dev/null | sed -n 's/: test$//p' | grep -v narrow_link)
+  mapfile -t tests < <("$bin" --ignored --list 2>/dev/null | sed -n 's/: test$//p')
 fi
 
 logs="${REALPEERS_LOGS:-$(mktemp -d)}"

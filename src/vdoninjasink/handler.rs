@@ -161,8 +161,7 @@ impl VdoNinjaSink {
                 settings.bitrate,
                 settings.min_bitrate,
                 settings.max_bitrate,
-                link.gcc.clone(),
-                link.reports.clone(),
+                link.taps(),
                 self.tick_soon(),
             );
         }

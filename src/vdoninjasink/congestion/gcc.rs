@@ -31,21 +31,21 @@ pub fn attach(
     start: u32,
     min: u32,
     max: u32,
-    estimate: Arc<AtomicU32>,
-    feedback: Arc<ReportCounters>,
+    taps: Taps,
     on_fall: impl Fn() + Send + Sync + 'static,
 ) {
     let on_fall = Arc::new(on_fall);
     webrtc.connect("request-aux-sender", false, move |_| {
         let bwe = gst::ElementFactory::make("rtpgccbwe").build().ok()?;
         if let (Some(sink), Some(src)) = (bwe.static_pad("sink"), bwe.static_pad("src")) {
-            count_link_sent(&sink, feedback.clone());
-            count_feedback(&src, feedback.clone());
+            watch_sent(&sink, taps.reports.clone(), taps.rtx.clone());
+            count_feedback(&src, taps.reports.clone());
         }
+        taps.pacer.hold(&bwe);
         bwe.set_property("min-bitrate", bps(min.min(max)));
         bwe.set_property("max-bitrate", bps(max));
         bwe.set_property("estimated-bitrate", bps(start));
-        let estimate = estimate.clone();
+        let estimate = taps.estimate.clone();
         let on_fall = on_fall.clone();
         bwe.connect_notify(Some("estimated-bitrate"), move |e, _| {
             let kbps = e.property::<u32>("estimated-bitrate") / 1000;
@@ -56,6 +56,61 @@ pub fn attach(
         });
         Some(bwe.to_value())
     });
+}
+
+/// What a viewer's `rtpgccbwe` shares with its [`super::Link`].
+#[derive(Clone)]
+pub struct Taps {
+    /// Its estimate (kbit/s; 0 until it has one).
+    pub estimate: Arc<AtomicU32>,
+    pub reports: Arc<ReportCounters>,
+    pub rtx: Arc<super::retransmit::Limiter>,
+    pub pacer: Pacer,
+}
+
+/// A handle on a viewer's `rtpgccbwe`, which paces what goes to the viewer at its estimate:
+/// [`Pacer::limit`] bounds that estimate near what the link is known to carry. On a link that
+/// shows no queueing delay (a policer) GCC's estimate runs to `max-bitrate`, and a key frame or
+/// a burst of retransmissions left in one burst, which the policer dropped.
+#[derive(Clone, Default)]
+pub struct Pacer(Arc<std::sync::Mutex<PacerState>>);
+
+#[derive(Default)]
+struct PacerState {
+    element: gst::glib::WeakRef<gst::Element>,
+    limit: Option<u32>,
+}
+
+impl Pacer {
+    fn hold(&self, bwe: &gst::Element) {
+        if let Ok(mut p) = self.0.lock() {
+            p.element = bwe.downgrade();
+        }
+    }
+
+    /// Bounds the estimate at `kbps` (`None`: `max`), within `min`..`max`; `estimate` is the
+    /// viewer's. A bound that moves less than 5 % is not moved. An estimate that sat at the
+    /// old bound (it wanted more) is moved to the new one at once: GCC would otherwise climb
+    /// to it at its own pace, 8 % a second.
+    pub fn limit(&self, kbps: Option<u32>, min: u32, max: u32, estimate: &AtomicU32) {
+        let Ok(mut p) = self.0.lock() else { return };
+        let want = kbps.map_or(max, |k| k.clamp(min.min(max), max));
+        let old = p.limit.unwrap_or(max);
+        if old.abs_diff(want) * 20 < old {
+            return;
+        }
+        let Some(bwe) = p.element.upgrade() else {
+            return;
+        };
+        p.limit = Some(want);
+        let now = estimate.load(Ordering::Relaxed);
+        bwe.set_property("max-bitrate", bps(want));
+        let pinned = u64::from(now) * 100 >= u64::from(old) * 95;
+        if now > want || (want > old && pinned) {
+            bwe.set_property("estimated-bitrate", bps(want));
+            estimate.store(want, Ordering::Relaxed);
+        }
+    }
 }
 
 /// Counts what the transport-wide feedback says of each packet, from the event in which the
@@ -94,18 +149,46 @@ fn count_feedback(pad: &gst::Pad, into: Arc<ReportCounters>) {
     });
 }
 
-/// Counts the bytes of the RTP packets that go to the viewer (`pad`: rtpgccbwe's sink pad).
-fn count_link_sent(pad: &gst::Pad, into: Arc<ReportCounters>) {
+/// Counts the bytes of the RTP packets that go to the viewer (`pad`: rtpgccbwe's sink pad,
+/// after webrtcbin's retransmitter), and drops the retransmissions over `rtx`'s budget.
+fn watch_sent(pad: &gst::Pad, into: Arc<ReportCounters>, rtx: Arc<super::retransmit::Limiter>) {
+    let allow = move |b: &gst::BufferRef, now| {
+        b.map_readable()
+            .map_or(true, |m| rtx.allow(m.as_slice(), now))
+    };
     pad.add_probe(
         gst::PadProbeType::BUFFER | gst::PadProbeType::BUFFER_LIST,
         move |_, info| {
-            let bytes = match &info.data {
-                Some(gst::PadProbeData::BufferList(l)) => l.iter().map(|b| b.size() as u64).sum(),
-                Some(gst::PadProbeData::Buffer(b)) => b.size() as u64,
-                _ => 0,
-            };
+            let now = std::time::Instant::now();
+            let mut bytes = 0u64;
+            let mut keep = gst::PadProbeReturn::Ok;
+            match &mut info.data {
+                Some(gst::PadProbeData::BufferList(l)) => {
+                    let verdicts: Vec<bool> = l.iter().map(|b| allow(b, now)).collect();
+                    bytes = l
+                        .iter()
+                        .zip(&verdicts)
+                        .filter(|(_, ok)| **ok)
+                        .map(|(b, _)| b.size() as u64)
+                        .sum();
+                    if verdicts.contains(&false) {
+                        l.make_mut().foreach_mut(|b, i| {
+                            let ok = verdicts.get(i).copied().unwrap_or(true);
+                            std::ops::ControlFlow::Continue(ok.then_some(b))
+                        });
+                    }
+                }
+                Some(gst::PadProbeData::Buffer(b)) => {
+                    if allow(b, now) {
+                        bytes = b.size() as u64;
+                    } else {
+                        keep = gst::PadProbeReturn::Drop;
+                    }
+                }
+                _ => {}
+            }
             into.link_sent_bytes.fetch_add(bytes, Ordering::Relaxed);
-            gst::PadProbeReturn::Ok
+            keep
         },
     );
 }

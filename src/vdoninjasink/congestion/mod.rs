@@ -9,7 +9,7 @@
 //! `min-bitrate`..`max-bitrate`. It runs on the media thread every [`TICK`]; a moved target is
 //! logged and posted as `vdoninja/bitrate-changed`.
 //!
-//! Files: `rate`, `loss`, `cap`, `reports` and `share` (sans-IO, unit-tested), `gcc`
+//! Files: `rate`, `loss`, `cap`, `retransmit`, `reports` and `share` (sans-IO, unit-tested), `gcc`
 //! (webrtcbin, rtpgccbwe, the viewer's RTCP as it arrives).
 
 pub mod cap;
@@ -17,6 +17,7 @@ pub mod gcc;
 pub mod loss;
 pub mod rate;
 pub mod reports;
+pub mod retransmit;
 pub mod share;
 
 use std::sync::Arc;
@@ -35,11 +36,12 @@ pub use crate::peer::sdp::TWCC_URI;
 /// How often the estimates are read and the encoder moved.
 pub const TICK: Duration = Duration::from_millis(500);
 
-/// How often a loss-judged viewer's RTCP is turned into an estimate. NACKs come at once; a
+/// How often a viewer's RTCP is turned into an estimate (a second, less a margin for the
+/// ticks' jitter: the window is not stretched to the next tick, a second and a half). NACKs come at once; a
 /// window with packets sent and none asked for again is one without loss, for a viewer known
 /// to send NACKs. Receiver reports come every second or few: a window without one (and
 /// without NACKs from such a viewer) leaves the estimate where it is.
-const LOSS_WINDOW: Duration = Duration::from_secs(1);
+const LOSS_WINDOW: Duration = Duration::from_millis(950);
 
 /// The `congestion-control` property.
 #[derive(Debug, Eq, PartialEq, Hash, Clone, Copy, Default, glib::Enum)]
@@ -100,6 +102,12 @@ pub struct Link {
     /// The packets the last window's NACKs asked for: asked again (a receiver retries), they
     /// are not counted again.
     last_nacked: std::collections::HashSet<(u32, u16)>,
+    /// Its retransmissions' budget.
+    pub rtx: Arc<retransmit::Limiter>,
+    /// Its rtpgccbwe's pace, held near what the link showed it carries.
+    pub pacer: gcc::Pacer,
+    /// `min-bitrate`..`max-bitrate` (kbit/s).
+    bounds: (u32, u32),
 }
 
 impl Link {
@@ -115,12 +123,27 @@ impl Link {
             video: None,
             cap: cap::LossCap::new(max),
             last_nacked: Default::default(),
+            rtx: Arc::default(),
+            pacer: gcc::Pacer::default(),
+            bounds: (min, max),
+        }
+    }
+
+    /// What its rtpgccbwe is to share with it.
+    pub fn taps(&self) -> gcc::Taps {
+        gcc::Taps {
+            estimate: self.gcc.clone(),
+            reports: self.reports.clone(),
+            rtx: self.rtx.clone(),
+            pacer: self.pacer.clone(),
         }
     }
 
     /// The viewer's answer is in: transport-wide feedback if it took the extension (and `gcc`
-    /// is asked for), else its receiver reports.
+    /// is asked for), else its receiver reports; and the payload types of its retransmissions.
     pub fn negotiated(&mut self, answer: &str, cc: CongestionControl) {
+        self.rtx
+            .set_payload_types(&retransmit::rtx_payload_types(answer));
         self.mode = match cc {
             CongestionControl::Gcc if gcc::sdp_has_twcc(answer) => LinkMode::Gcc,
             CongestionControl::Disabled => LinkMode::Pending,
@@ -141,14 +164,19 @@ impl Link {
                 && let Some((sent, received)) = w.link
             {
                 self.cap.on_window(w.loss, sent, Some(received));
+                // Paced at half as much again as the link showed it carries.
+                let pace = self.cap.cap().map(|c| c.saturating_mul(3) / 2);
+                self.pacer
+                    .limit(pace, self.bounds.0, self.bounds.1, &self.gcc);
             }
             gst::debug!(
                 CAT,
-                "{} link: loss {:.1} %, sent/received {:?} kbit/s, GCC {} kbit/s, ceiling {:?} \
-                 (the link carried {:?})",
+                "{} link: loss {:.1} %, sent/received {:?} kbit/s, retransmitted/held back \
+                 {:?} kbit/s, GCC {} kbit/s, ceiling {:?} (the link carried {:?})",
                 self.mode.nick(),
                 w.loss * 100.0,
                 w.link,
+                w.rtx,
                 self.gcc.load(Ordering::Relaxed),
                 self.cap.cap(),
                 self.cap.carried(),
@@ -161,6 +189,7 @@ impl Link {
                 if e > 0 {
                     self.estimate = Some(e);
                     let link = self.cap.cap().map_or(e, |c| c.min(e));
+                    self.rtx.link_kbps.store(link, Ordering::Relaxed);
                     self.video = Some(share::video_share(link, audio));
                 }
             }
@@ -215,7 +244,9 @@ impl Link {
         // reports and NACKs (for viewers without it) come later and cover other intervals.
         let loss = feedback.or_else(|| [reported, asked].into_iter().flatten().reduce(f64::max))?;
         let link = feedback.and(kbps(link_sent)).zip(kbps(arrived_bytes));
-        Some(Window { loss, link })
+        let rtx = kbps(self.rtx.sent_bytes.swap(0, Ordering::Relaxed))
+            .zip(kbps(self.rtx.dropped_bytes.swap(0, Ordering::Relaxed)));
+        Some(Window { loss, link, rtx })
     }
 }
 
@@ -228,6 +259,8 @@ struct Window {
     /// With transport-wide feedback: the kbit/s sent to the viewer, and the kbit/s the
     /// feedback says arrived (audio and video, RTP headers and payload).
     link: Option<(u32, u32)>,
+    /// The kbit/s retransmitted to it, and held back over their budget.
+    rtx: Option<(u32, u32)>,
 }
 
 impl VdoNinjaSink {
