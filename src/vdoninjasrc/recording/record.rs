@@ -420,4 +420,79 @@ mod tests {
         let _ = pipeline.set_state(gst::State::Null);
         assert_eq!(frames_in(&path), buffers.len(), "{path:?}");
     }
+    /// AV1 temporal units (obu-stream) of 1 s of `w`x`h` video starting at `start`, and caps.
+    fn av1(w: u32, h: u32, start: gst::ClockTime) -> (gst::Caps, Vec<gst::Buffer>) {
+        let samples = samples_of(&format!(
+            "videotestsrc num-buffers=30 ! video/x-raw,width={w},height={h},framerate=30/1 ! \
+             av1enc usage-profile=realtime cpu-used=9 end-usage=cbr target-bitrate=300 \
+             min-quantizer=10 max-quantizer=63 keyframe-max-dist=30 ! av1parse ! \
+             video/x-av1,stream-format=obu-stream,alignment=tu ! appsink name=out sync=false"
+        ));
+        let caps = samples.last().and_then(|s| s.caps_owned()).expect("caps");
+        let buffers = samples
+            .iter()
+            .filter_map(|s| s.buffer_owned())
+            .map(|mut b| {
+                let m = b.make_mut();
+                m.set_pts(m.pts().map(|p| p + start));
+                m.set_dts(m.dts().map(|p| p + start));
+                b
+            })
+            .collect();
+        (caps, buffers)
+    }
+
+    /// The file keeps its first caps (`keep_first_caps`); an AV1 stream whose frame grows
+    /// brings a new sequence header in-band, which the file keeps and a decoder follows. (The
+    /// real-peer AV1 recording failed twice at the web app's switch to 960x540: this shows the
+    /// recorder's part is not the cause.)
+    #[test]
+    fn an_av1_stream_that_grows_its_frame_records_to_the_end() {
+        gst::init().expect("GStreamer initialises");
+        let (caps1, mut buffers) = av1(320, 180, gst::ClockTime::ZERO);
+        let (caps2, more) = av1(960, 540, gst::ClockTime::from_seconds(1));
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("a.mkv");
+        let pipeline = gst::Pipeline::new();
+        let src = gst::Pad::builder(gst::PadDirection::Src).build();
+        src.set_active(true).expect("active");
+        let rec = Recorder::start(
+            pipeline.upcast_ref(),
+            "a",
+            path.clone(),
+            &[(Codec::Av1, src.clone())],
+        )
+        .expect("recorder");
+        pipeline.set_state(gst::State::Playing).expect("plays");
+        assert!(src.push_event(gst::event::StreamStart::new("a")));
+        assert!(src.push_event(gst::event::Caps::new(&caps1)));
+        let segment = gst::FormattedSegment::<gst::ClockTime>::new();
+        assert!(src.push_event(gst::event::Segment::new(&segment)));
+        for b in &buffers {
+            let _ = src.push(b.clone());
+        }
+        assert!(src.push_event(gst::event::Caps::new(&caps2)));
+        for b in &more {
+            let _ = src.push(b.clone());
+        }
+        buffers.extend(more);
+        assert!(src.push_event(gst::event::Eos::new()));
+        let bus = pipeline.bus().expect("bus");
+        let eos = bus.timed_pop_filtered(
+            gst::ClockTime::from_seconds(10),
+            &[gst::MessageType::Eos, gst::MessageType::Error],
+        );
+        assert!(
+            eos.as_ref()
+                .is_some_and(|m| m.type_() == gst::MessageType::Eos),
+            "{eos:?}"
+        );
+        rec.close(pipeline.upcast_ref());
+        let _ = pipeline.set_state(gst::State::Null);
+        let decoded = samples_of(&format!(
+            "filesrc location={} ! matroskademux ! av1dec ! appsink name=out sync=false",
+            path.display()
+        ));
+        assert_eq!(decoded.len(), buffers.len(), "{path:?}");
+    }
 }
