@@ -244,23 +244,17 @@ fn answer_serialized_queries(pad: &gst::Pad) {
     });
 }
 
-/// Counts the RTP packets and bytes sent to the viewer on `pad` (for its loss and rate, see
-/// `congestion`).
+/// Counts the RTP packets sent to the viewer on `pad` (for its loss, see `congestion`).
 fn count_sent(pad: &gst::Pad, into: std::sync::Arc<super::congestion::gcc::ReportCounters>) {
     use std::sync::atomic::Ordering;
     pad.add_probe(
         gst::PadProbeType::BUFFER | gst::PadProbeType::BUFFER_LIST,
         move |_, info| {
-            let (n, bytes) = match &info.data {
-                Some(gst::PadProbeData::BufferList(l)) => (
-                    l.len() as u64,
-                    l.iter().map(|b| b.size() as u64).sum::<u64>(),
-                ),
-                Some(gst::PadProbeData::Buffer(b)) => (1, b.size() as u64),
-                _ => (0, 0),
+            let n = match &info.data {
+                Some(gst::PadProbeData::BufferList(l)) => l.len() as u64,
+                _ => 1,
             };
             into.sent.fetch_add(n, Ordering::Relaxed);
-            into.sent_bytes.fetch_add(bytes, Ordering::Relaxed);
             gst::PadProbeReturn::Ok
         },
     );

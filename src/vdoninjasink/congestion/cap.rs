@@ -196,13 +196,7 @@ mod tests {
 
     /// Windows until the ceiling is lifted, each sent at the ceiling, all clean.
     fn climb(c: &mut LossCap, limit: usize) -> Vec<u32> {
-        let mut seen = vec![];
-        for _ in 0..limit {
-            let Some(k) = c.cap() else { break };
-            seen.push(k);
-            c.on_window(0.0, k, None);
-        }
-        seen
+        climb_sending(c, u32::MAX, limit)
     }
 
     /// Windows until the ceiling is lifted, each clean and sending at most `top`.

@@ -164,17 +164,18 @@ fn watch_sent(pad: &gst::Pad, into: Arc<ReportCounters>, rtx: Arc<super::retrans
             let mut keep = gst::PadProbeReturn::Ok;
             match &mut info.data {
                 Some(gst::PadProbeData::BufferList(l)) => {
-                    let verdicts: Vec<bool> = l.iter().map(|b| allow(b, now)).collect();
-                    bytes = l
-                        .iter()
-                        .zip(&verdicts)
-                        .filter(|(_, ok)| **ok)
-                        .map(|(b, _)| b.size() as u64)
-                        .sum();
-                    if verdicts.contains(&false) {
+                    // Each packet judged once, in one pass; a list loses only what is over.
+                    let mut over = Vec::new();
+                    for (i, b) in l.iter().enumerate() {
+                        if allow(b, now) {
+                            bytes += b.size() as u64;
+                        } else {
+                            over.push(i);
+                        }
+                    }
+                    if !over.is_empty() {
                         l.make_mut().foreach_mut(|b, i| {
-                            let ok = verdicts.get(i).copied().unwrap_or(true);
-                            std::ops::ControlFlow::Continue(ok.then_some(b))
+                            std::ops::ControlFlow::Continue((!over.contains(&i)).then_some(b))
                         });
                     }
                 }
@@ -220,8 +221,6 @@ pub struct ReportCounters {
     /// it, since the last window.
     pub nacked: std::sync::Mutex<std::collections::HashSet<(u32, u16)>>,
     pub sent: AtomicU64,
-    /// Their bytes (RTP headers and payload).
-    pub sent_bytes: AtomicU64,
     /// The viewer has sent a NACK: its silence between them means no loss.
     pub sends_nacks: std::sync::atomic::AtomicBool,
     /// What the viewer's transport-wide feedback said of the packets sent to it (audio and

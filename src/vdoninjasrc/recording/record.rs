@@ -342,19 +342,86 @@ mod tests {
         samples
     }
 
-    /// H.264 access units (byte-stream) of 2 s of 320x240 video, a key frame a second, and
-    /// their caps.
-    fn encoded() -> (gst::Caps, Vec<gst::Buffer>) {
-        let samples = samples_of(
+    /// What `desc` (ending in `appsink name=out`) encodes, each buffer shifted by `start`,
+    /// and the caps of the last.
+    fn encoded(desc: &str, start: gst::ClockTime) -> (gst::Caps, Vec<gst::Buffer>) {
+        let samples = samples_of(desc);
+        let caps = samples.last().and_then(|s| s.caps_owned()).expect("caps");
+        let buffers = samples
+            .iter()
+            .filter_map(|s| s.buffer_owned())
+            .map(|mut b| {
+                let m = b.make_mut();
+                m.set_pts(m.pts().map(|p| p + start));
+                m.set_dts(m.dts().map(|p| p + start));
+                b
+            })
+            .collect();
+        (caps, buffers)
+    }
+
+    /// H.264 access units (byte-stream) of 2 s of 320x240 video, a key frame a second.
+    fn h264() -> (gst::Caps, Vec<gst::Buffer>) {
+        encoded(
             "videotestsrc num-buffers=60 ! video/x-raw,width=320,height=240,framerate=30/1 ! \
              x264enc key-int-max=30 tune=zerolatency ! \
              video/x-h264,stream-format=byte-stream,alignment=au ! appsink name=out sync=false",
-        );
-        let caps = samples.last().and_then(|s| s.caps_owned()).expect("caps");
-        (
-            caps,
-            samples.iter().filter_map(|s| s.buffer_owned()).collect(),
+            gst::ClockTime::ZERO,
         )
+    }
+
+    /// AV1 temporal units (obu-stream) of 1 s of `w`x`h` video starting at `start`.
+    fn av1(w: u32, h: u32, start: gst::ClockTime) -> (gst::Caps, Vec<gst::Buffer>) {
+        encoded(
+            &format!(
+                "videotestsrc num-buffers=30 ! video/x-raw,width={w},height={h},framerate=30/1 ! \
+                 av1enc usage-profile=realtime cpu-used=9 end-usage=cbr target-bitrate=300 \
+                 min-quantizer=10 max-quantizer=63 keyframe-max-dist=30 ! av1parse ! \
+                 video/x-av1,stream-format=obu-stream,alignment=tu ! appsink name=out sync=false"
+            ),
+            start,
+        )
+    }
+
+    /// Records into `path` what `feed` pushes on a source pad of `codec` (after stream-start;
+    /// it sends caps and segment itself), then EOS; the file is closed on return.
+    fn record(codec: Codec, path: &std::path::Path, feed: impl FnOnce(&gst::Pad)) {
+        let pipeline = gst::Pipeline::new();
+        let src = gst::Pad::builder(gst::PadDirection::Src).build();
+        src.set_active(true).expect("active");
+        let rec = Recorder::start(
+            pipeline.upcast_ref(),
+            "r",
+            path.to_path_buf(),
+            &[(codec, src.clone())],
+        )
+        .expect("recorder");
+        pipeline.set_state(gst::State::Playing).expect("plays");
+        assert!(src.push_event(gst::event::StreamStart::new("r")));
+        feed(&src);
+        assert!(src.push_event(gst::event::Eos::new()));
+        let bus = pipeline.bus().expect("bus");
+        let eos = bus.timed_pop_filtered(
+            gst::ClockTime::from_seconds(10),
+            &[gst::MessageType::Eos, gst::MessageType::Error],
+        );
+        assert!(
+            eos.as_ref()
+                .is_some_and(|m| m.type_() == gst::MessageType::Eos),
+            "{eos:?}"
+        );
+        rec.close(pipeline.upcast_ref());
+        let _ = pipeline.set_state(gst::State::Null);
+    }
+
+    fn push_all(src: &gst::Pad, buffers: &[gst::Buffer]) {
+        for b in buffers {
+            let _ = src.push(b.clone());
+        }
+    }
+
+    fn segment() -> gst::Event {
+        gst::event::Segment::new(&gst::FormattedSegment::<gst::ClockTime>::new())
     }
 
     fn frames_in(path: &std::path::Path) -> usize {
@@ -372,74 +439,27 @@ mod tests {
     #[test]
     fn a_gap_before_the_first_key_frame_does_not_spoil_an_mp4_file() {
         gst::init().expect("GStreamer initialises");
-        let (caps, buffers) = encoded();
+        let (caps, buffers) = h264();
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("g.mp4");
-        let pipeline = gst::Pipeline::new();
-        let src = gst::Pad::builder(gst::PadDirection::Src).build();
-        src.set_active(true).expect("active");
-        let rec = Recorder::start(
-            pipeline.upcast_ref(),
-            "g",
-            path.clone(),
-            &[(Codec::H264, src.clone())],
-        )
-        .expect("recorder");
-        pipeline.set_state(gst::State::Playing).expect("plays");
-        // What the participant's parser sends before its first key frame, then the stream.
-        let early = gst::Caps::builder("video/x-h264")
-            .field("stream-format", "byte-stream")
-            .field("alignment", "au")
-            .field("parsed", true)
-            .build();
-        assert!(src.push_event(gst::event::StreamStart::new("g")));
-        assert!(src.push_event(gst::event::Caps::new(&early)));
-        let segment = gst::FormattedSegment::<gst::ClockTime>::new();
-        assert!(src.push_event(gst::event::Segment::new(&segment)));
-        src.push_event(
-            gst::event::Gap::builder(gst::ClockTime::ZERO)
-                .duration(gst::ClockTime::from_mseconds(33))
-                .build(),
-        );
-        assert!(src.push_event(gst::event::Caps::new(&caps)));
-        for b in &buffers {
-            let _ = src.push(b.clone());
-        }
-        assert!(src.push_event(gst::event::Eos::new()));
-        let bus = pipeline.bus().expect("bus");
-        let eos = bus.timed_pop_filtered(
-            gst::ClockTime::from_seconds(10),
-            &[gst::MessageType::Eos, gst::MessageType::Error],
-        );
-        assert!(
-            eos.as_ref()
-                .is_some_and(|m| m.type_() == gst::MessageType::Eos),
-            "{eos:?}"
-        );
-        rec.close(pipeline.upcast_ref());
-        let _ = pipeline.set_state(gst::State::Null);
+        record(Codec::H264, &path, |src| {
+            // What the participant's parser sends before its first key frame, then the stream.
+            let early = gst::Caps::builder("video/x-h264")
+                .field("stream-format", "byte-stream")
+                .field("alignment", "au")
+                .field("parsed", true)
+                .build();
+            assert!(src.push_event(gst::event::Caps::new(&early)));
+            assert!(src.push_event(segment()));
+            src.push_event(
+                gst::event::Gap::builder(gst::ClockTime::ZERO)
+                    .duration(gst::ClockTime::from_mseconds(33))
+                    .build(),
+            );
+            assert!(src.push_event(gst::event::Caps::new(&caps)));
+            push_all(src, &buffers);
+        });
         assert_eq!(frames_in(&path), buffers.len(), "{path:?}");
-    }
-    /// AV1 temporal units (obu-stream) of 1 s of `w`x`h` video starting at `start`, and caps.
-    fn av1(w: u32, h: u32, start: gst::ClockTime) -> (gst::Caps, Vec<gst::Buffer>) {
-        let samples = samples_of(&format!(
-            "videotestsrc num-buffers=30 ! video/x-raw,width={w},height={h},framerate=30/1 ! \
-             av1enc usage-profile=realtime cpu-used=9 end-usage=cbr target-bitrate=300 \
-             min-quantizer=10 max-quantizer=63 keyframe-max-dist=30 ! av1parse ! \
-             video/x-av1,stream-format=obu-stream,alignment=tu ! appsink name=out sync=false"
-        ));
-        let caps = samples.last().and_then(|s| s.caps_owned()).expect("caps");
-        let buffers = samples
-            .iter()
-            .filter_map(|s| s.buffer_owned())
-            .map(|mut b| {
-                let m = b.make_mut();
-                m.set_pts(m.pts().map(|p| p + start));
-                m.set_dts(m.dts().map(|p| p + start));
-                b
-            })
-            .collect();
-        (caps, buffers)
     }
 
     /// The file keeps its first caps (`keep_first_caps`); an AV1 stream whose frame grows
@@ -449,50 +469,21 @@ mod tests {
     #[test]
     fn an_av1_stream_that_grows_its_frame_records_to_the_end() {
         gst::init().expect("GStreamer initialises");
-        let (caps1, mut buffers) = av1(320, 180, gst::ClockTime::ZERO);
-        let (caps2, more) = av1(960, 540, gst::ClockTime::from_seconds(1));
+        let (caps1, small) = av1(320, 180, gst::ClockTime::ZERO);
+        let (caps2, large) = av1(960, 540, gst::ClockTime::from_seconds(1));
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("a.mkv");
-        let pipeline = gst::Pipeline::new();
-        let src = gst::Pad::builder(gst::PadDirection::Src).build();
-        src.set_active(true).expect("active");
-        let rec = Recorder::start(
-            pipeline.upcast_ref(),
-            "a",
-            path.clone(),
-            &[(Codec::Av1, src.clone())],
-        )
-        .expect("recorder");
-        pipeline.set_state(gst::State::Playing).expect("plays");
-        assert!(src.push_event(gst::event::StreamStart::new("a")));
-        assert!(src.push_event(gst::event::Caps::new(&caps1)));
-        let segment = gst::FormattedSegment::<gst::ClockTime>::new();
-        assert!(src.push_event(gst::event::Segment::new(&segment)));
-        for b in &buffers {
-            let _ = src.push(b.clone());
-        }
-        assert!(src.push_event(gst::event::Caps::new(&caps2)));
-        for b in &more {
-            let _ = src.push(b.clone());
-        }
-        buffers.extend(more);
-        assert!(src.push_event(gst::event::Eos::new()));
-        let bus = pipeline.bus().expect("bus");
-        let eos = bus.timed_pop_filtered(
-            gst::ClockTime::from_seconds(10),
-            &[gst::MessageType::Eos, gst::MessageType::Error],
-        );
-        assert!(
-            eos.as_ref()
-                .is_some_and(|m| m.type_() == gst::MessageType::Eos),
-            "{eos:?}"
-        );
-        rec.close(pipeline.upcast_ref());
-        let _ = pipeline.set_state(gst::State::Null);
+        record(Codec::Av1, &path, |src| {
+            assert!(src.push_event(gst::event::Caps::new(&caps1)));
+            assert!(src.push_event(segment()));
+            push_all(src, &small);
+            assert!(src.push_event(gst::event::Caps::new(&caps2)));
+            push_all(src, &large);
+        });
         let decoded = samples_of(&format!(
             "filesrc location={} ! matroskademux ! av1dec ! appsink name=out sync=false",
             path.display()
         ));
-        assert_eq!(decoded.len(), buffers.len(), "{path:?}");
+        assert_eq!(decoded.len(), small.len() + large.len(), "{path:?}");
     }
 }
