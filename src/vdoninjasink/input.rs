@@ -113,25 +113,12 @@ fn pick_encoder(codec: Codec, name: String) -> Result<gst::Element, String> {
     ))
 }
 
-/// Key frames asked for (a viewer's PLI, a new viewer) are made at most this often: in a
-/// collapse a viewer asks for one with every broken picture, and each is the largest picture
-/// the encoder makes, sent into a link that is already full.
-const KEY_UNIT_INTERVAL_MS: u64 = 500;
-
 /// Low-latency settings (no B-frames, zero-latency tuning, a key frame at least every 2 s).
 fn configure_encoder(e: &gst::Element, params: &Params, codec: Codec) {
     let factory = e
         .factory()
         .map(|f| f.name().to_string())
         .unwrap_or_default();
-    if codec.is_video() {
-        // (GstVideoEncoder's, GStreamer 1.18 and later.)
-        set_if_present(
-            e,
-            "min-force-key-unit-interval",
-            &(KEY_UNIT_INTERVAL_MS * 1_000_000).to_string(),
-        );
-    }
     match factory.as_str() {
         "x264enc" => {
             set_if_present(e, "tune", "zerolatency");

@@ -29,11 +29,12 @@
 //!   of it. There it waits until the link has shown it carries more than when it last filled:
 //!   clean windows in a row, each counting what arrived above what it carried then,
 //!   [`FREED_SHOWN`] of a second's worth of it in all (more than a policer's bucket hides).
-//!   The link was freed: the memory goes and the ceiling climbs by [`FAST_STEP`] to
-//!   `max-bitrate`, where it is lifted; a raise that brings light loss there found the link's
-//!   edge again (what arrived is what it carries). (Clean windows alone freed the link before: the
-//!   encoder, a second behind a rising ceiling, had not yet sent what it allowed, a policer's
-//!   bucket hid the rest, and the ceiling climbed into a collapse every 10–15 s.)
+//!   The link was freed: the memory goes and the ceiling climbs by [`FAST_STEP`] (to
+//!   [`PAST_EDGE`] times what arrived at most) to `max-bitrate`, where it is lifted; a raise
+//!   that brings light loss there found the link's edge again (what arrived is what it
+//!   carries). (Clean windows alone freed the link before: the encoder, a second behind a
+//!   rising ceiling, had not yet sent what it allowed, a policer's bucket hid the rest, and the
+//!   ceiling climbed into a collapse every 10–15 s.)
 
 /// Loss above this fraction: the link is full.
 pub const CUT_ABOVE: f64 = 0.10;
