@@ -28,8 +28,7 @@
 //!   [`PROBE_STEP`] from there to what it carried, by [`EDGE_STEP`] from there to [`FREED`]
 //!   of it. There it waits until the link has shown it carries more than when it last filled:
 //!   clean windows in a row, each counting what arrived above what it carried then,
-//!   [`FREED_SHOWN`] of a second's worth of it in all (more than a policer's bucket hides),
-//!   or [`FREED_WAIT`] clean windows there for a viewer that does not fill its ceiling.
+//!   [`FREED_SHOWN`] of a second's worth of it in all (more than a policer's bucket hides).
 //!   The link was freed: the memory goes and the ceiling climbs by [`FAST_STEP`] (to
 //!   [`PAST_EDGE`] times what arrived at most) to `max-bitrate`, where it is lifted; a raise
 //!   that brings light loss there found the link's edge again (what arrived is what it
@@ -72,9 +71,6 @@ pub const FREED: f64 = 1.25;
 /// (a quarter of a second's worth here) lets a probe past the link through a while, and the
 /// link shows no loss until the bucket is empty.
 pub const FREED_SHOWN: f64 = 0.4;
-/// Clean windows at [`FREED`] after which the link counts as freed even if it showed nothing
-/// (a viewer that does not fill its ceiling cannot show it).
-pub const FREED_WAIT: u32 = 4;
 /// Windows to wait after a raise was undone.
 pub const REST_WINDOWS: u32 = 2;
 /// Without a measure of what arrived, what got through is taken as at least this fraction of
@@ -91,8 +87,6 @@ pub struct LossCap {
     /// What the clean windows since the link last filled or lost brought above what it
     /// carried (a share of it, a second's worth each).
     shown: f64,
-    /// Clean windows in a row at [`FREED`].
-    waited: u32,
 
     rest: u32,
     max: f64,
@@ -171,12 +165,10 @@ impl LossCap {
             self.cap = Some((carried * BELOW).min(self.max));
             self.rest = 0;
             self.shown = 0.0;
-            self.waited = 0;
             return;
         }
         if loss > HOLD_ABOVE {
             self.shown = 0.0;
-            self.waited = 0;
             self.cap = Some(match (raised_from, self.cap, self.carried) {
                 (Some(before), _, _) => {
                     // With no edge known (the link was taken as freed), this raise found it:
@@ -214,20 +206,14 @@ impl LossCap {
             Some(carried) if cap < FREED * carried => {
                 (cap * (1.0 + EDGE_STEP)).min(FREED * carried)
             }
-            Some(_) => {
-                // Waiting for the link to show it carries more; a viewer whose encoder does not
-                // fill the ceiling (at 500 kbit/s its audio and headers are a fifth of it, and
-                // x264 runs under its target) shows nothing, and is let go after FREED_WAIT
-                // clean windows (without: held 16 s after a 500 kbit/s limit went).
-                self.waited += 1;
-                if self.shown < FREED_SHOWN && self.waited < FREED_WAIT {
-                    return;
-                }
+            Some(_) if self.shown >= FREED_SHOWN => {
                 self.carried = None;
                 self.shown = 0.0;
-                self.waited = 0;
                 self.past_edge(cap, arrived_kbps, arrived_before)
             }
+            // Waiting for the link to show it carries more (a viewer that does not fill the
+            // ceiling loses nothing by the wait: when it does, the windows show it).
+            Some(_) => return,
             None => self.past_edge(cap, arrived_kbps, arrived_before),
         };
         if next >= self.max {
@@ -510,22 +496,6 @@ mod tests {
         c.on_window(0.04, raised, Some(raised * 96 / 100));
         assert_eq!(c.cap(), Some(before));
         assert_eq!(c.carried(), Some(raised * 96 / 100));
-    }
-
-    #[test]
-    fn a_viewer_that_does_not_fill_its_ceiling_is_let_go_after_a_wait() {
-        // 500 kbit/s: the encoder sends what the link carried and no more (its audio and
-        // headers are a fifth of the ceiling, x264 runs under its target).
-        let mut c = LossCap::new(8000);
-        c.on_window(0.5, 900, Some(417));
-        let mut windows = 0;
-        while c.carried().is_some() && windows < 40 {
-            c.on_window(0.0, 418, Some(418));
-            windows += 1;
-        }
-        assert!(c.carried().is_none(), "never let go");
-        // To what it carried in one window, to 1.25x of it in five, then FREED_WAIT there.
-        assert!(windows <= 6 + FREED_WAIT as usize, "{windows} windows");
     }
 
     #[test]
