@@ -224,9 +224,7 @@ impl LossCap {
             self.cap = Some(next);
         }
     }
-}
 
-impl LossCap {
     /// A clean window's raise from `cap` where no edge is known: by [`FAST_STEP`], and for a
     /// viewer that fills its ceiling or is climbing to it (the encoder follows a raise a
     /// second late), to [`PAST_EDGE`] times what arrived at most. Sent into a policer that is

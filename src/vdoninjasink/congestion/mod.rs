@@ -261,9 +261,7 @@ impl Link {
             .zip(kbps(self.rtx.dropped_bytes.swap(0, Ordering::Relaxed)));
         Some(Window { loss, link, rtx })
     }
-}
 
-impl Link {
     /// The feedback of the window so far shows a collapse that is not yet being told.
     fn collapsing_now(&self) -> bool {
         if self.mode != LinkMode::Gcc || self.cap.collapsing() {

@@ -153,18 +153,29 @@ mod tests {
         assert_eq!(rtx_payload_types(sdp), vec![97, 103]);
     }
 
-    #[test]
-    fn retransmissions_get_a_share_of_the_link() {
-        let t = Instant::now();
-        let mut b = Budget::default();
-        // 1,000 kbit/s: 125,000 bytes a second, a bucket of 31,250.
-        let mut sent = 0usize;
-        for i in 0..10_000u64 {
-            if b.allow(t + Duration::from_micros(i * 200), 1200, 1000) {
+    /// Two seconds at 1,000 kbit/s from `t`: a retransmission of 1,200 bytes asked for every
+    /// millisecond, and a media packet of `media` bytes every 10 ms (0: none); the bytes
+    /// retransmitted.
+    fn retransmitted(b: &mut Budget, t: Instant, media: usize) -> usize {
+        let mut sent = 0;
+        for ms in 0..2000u64 {
+            let now = t + Duration::from_millis(ms);
+            if media > 0 && ms % 10 == 0 {
+                b.spend(now, media, 1000);
+            }
+            if b.allow(now, 1200, 1000) {
                 sent += 1200;
             }
         }
-        // Two seconds of asking for 60 MB: the bucket and 2 s of the link's share.
+        sent
+    }
+
+    #[test]
+    fn retransmissions_get_a_share_of_the_link() {
+        let mut b = Budget::default();
+        // 1,000 kbit/s: 125,000 bytes a second, a bucket of a quarter of its share.
+        let sent = retransmitted(&mut b, Instant::now(), 0);
+        // Two seconds of asking for 2.4 MB: the bucket and 2 s of the link's share.
         let share = (SHARE * 125_000.0) as usize;
         let expected = share * 2 + share / 4;
         assert!(sent.abs_diff(expected) <= 2400, "{sent} against {expected}");
@@ -174,18 +185,8 @@ mod tests {
     fn retransmissions_get_what_the_media_leaves() {
         let t = Instant::now();
         let mut b = Budget::default();
-        let mut sent = 0usize;
-        // 1,000 kbit/s for two seconds: media at 900 kbit/s (a 1,125-byte packet every 10 ms),
-        // a retransmission asked for every millisecond.
-        for ms in 0..2000u64 {
-            let now = t + Duration::from_millis(ms);
-            if ms % 10 == 0 {
-                b.spend(now, 1125, 1000);
-            }
-            if b.allow(now, 1200, 1000) {
-                sent += 1200;
-            }
-        }
+        // Media at 900 kbit/s (a 1,125-byte packet every 10 ms).
+        let sent = retransmitted(&mut b, t, 1125);
         // The bucket and two seconds of what the media leaves of 1.2x the link.
         let left = ((SHARE - 0.9) * 125_000.0) as usize;
         let expected = left * 2 + (SHARE * 125_000.0 / 4.0) as usize;
