@@ -96,3 +96,10 @@ pub fn ghost(bin: &gst::Bin, target: &gst::Pad, name: &str) -> Result<gst::Ghost
     bin.add_pad(&pad).map_err(|e| e.to_string())?;
     Ok(pad)
 }
+
+/// What a pad probe returns to drop the buffer or event it was given. Not
+/// `PadProbeReturn::Drop`: gstreamer-rs takes the item out of the probe's info, and on a
+/// drop GStreamer 1.22 then unrefs the empty pointer, a GStreamer-CRITICAL for every item
+/// (measured for buffers on a sink pad and for events). `Handled` has gstreamer-rs free the
+/// item and GStreamer leave it alone.
+pub const DROP: gst::PadProbeReturn = gst::PadProbeReturn::Handled;

@@ -43,13 +43,17 @@ use std::sync::LazyLock;
 use gst::glib;
 use gst::prelude::*;
 
+mod frametimes;
 mod handler;
 mod imp;
 pub mod lanes;
 mod lasting;
+mod loss;
 pub mod mix;
 mod receive;
 pub mod recording;
+#[cfg(test)]
+mod rtp_testing;
 mod stall;
 mod state;
 mod ts;

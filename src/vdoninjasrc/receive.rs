@@ -43,6 +43,10 @@ pub fn build(bin: &gst::Bin, pad: &gst::Pad) -> Result<Track, String> {
         // frame interval: ask for one at once, as browsers do (an RTCP PLI).
         depay.set_property("request-keyframe", true);
     }
+    super::frametimes::attach(&depay);
+    if codec == Codec::Av1 {
+        super::loss::attach(&depay);
+    }
     let mut elements = vec![depay];
     if let Some(p) = codec.parser() {
         let parser = make(p)?;

@@ -183,7 +183,7 @@ fn watch_sent(pad: &gst::Pad, into: Arc<ReportCounters>, rtx: Arc<super::retrans
                     if allow(b, now) {
                         bytes = b.size() as u64;
                     } else {
-                        keep = gst::PadProbeReturn::Drop;
+                        keep = crate::common::elements::DROP;
                     }
                 }
                 _ => {}

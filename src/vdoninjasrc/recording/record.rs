@@ -200,7 +200,7 @@ fn add_gate(pad: &gst::Pad, gate: &Arc<Mutex<Gate>>, codec: Codec, has_video: bo
     pad.add_probe(gst::PadProbeType::EVENT_DOWNSTREAM, move |_, info| {
         let gap = matches!(info.event().map(|e| e.type_()), Some(gst::EventType::Gap));
         if gap && g.lock().is_ok_and(|g| g.base.is_none()) {
-            return gst::PadProbeReturn::Drop;
+            return crate::common::elements::DROP;
         }
         gst::PadProbeReturn::Ok
     });
