@@ -82,6 +82,9 @@ fn every_reader_sees_every_guest_of_the_room_stream() {
 
 #[test]
 fn a_guest_beyond_the_slots_is_left_out_with_a_warning() {
+    // Once in a full run the pipeline did not end within 20 s of EOS (not seen alone, nor in
+    // 11 runs under load): the log is kept for the next time.
+    let _log = common::logring::keep("vdoninja*:5,mpegtsmux:5,aggregator:4,GST_EVENT:4");
     let server = Server::start(ServerMode::Official);
     let dir = tempfile::tempdir().expect("tempdir");
     let ts = dir.path().join("one.ts");
