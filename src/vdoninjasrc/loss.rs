@@ -153,9 +153,7 @@ pub fn attach(depay: &gst::Element) {
             key: rtp.payload().is_ok_and(starts_key_frame),
         };
         drop(rtp);
-        let Ok(mut guard) = guard.lock() else {
-            return gst::PadProbeReturn::Ok;
-        };
+        let mut guard = crate::common::lock(&guard);
         match guard.packet(packet, start.elapsed()) {
             Verdict::Pass => gst::PadProbeReturn::Ok,
             Verdict::Resume { dropped } => {
