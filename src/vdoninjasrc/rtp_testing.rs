@@ -72,14 +72,27 @@ pub fn run(
         }
         let _ = src.end_of_stream();
     }
-    let samples: Vec<gst::Sample> =
-        std::iter::from_fn(|| out.try_pull_sample(gst::ClockTime::from_seconds(10))).collect();
-    let error = p
-        .bus()
-        .expect("bus")
-        .pop_filtered(&[gst::MessageType::Error]);
+    // Every sample, then the pipeline's EOS: a file is only whole once every sink has had
+    // it (the appsink's branch may end well before the muxer's). Bounded at 120 s.
+    let bus = p.bus().expect("bus");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    let mut samples = Vec::new();
+    let mut end = None;
+    while end.is_none() && std::time::Instant::now() < deadline {
+        match out.try_pull_sample(gst::ClockTime::from_mseconds(100)) {
+            Some(s) => samples.push(s),
+            None => end = bus.pop_filtered(&[gst::MessageType::Eos, gst::MessageType::Error]),
+        }
+    }
+    samples.extend(std::iter::from_fn(|| {
+        out.try_pull_sample(gst::ClockTime::ZERO)
+    }));
     let _ = p.set_state(gst::State::Null);
-    assert!(error.is_none(), "{desc}: {error:?}");
+    assert!(
+        end.as_ref()
+            .is_some_and(|m| m.type_() == gst::MessageType::Eos),
+        "{desc}: {end:?}"
+    );
     let caps = samples.last().and_then(|s| s.caps_owned());
     let buffers = samples.iter().filter_map(|s| s.buffer_owned()).collect();
     (caps, buffers, asked.load(Relaxed))
