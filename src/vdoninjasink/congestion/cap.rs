@@ -29,6 +29,11 @@
 //!   of it. There it waits until the link has shown it carries more than when it last filled:
 //!   clean windows in a row, each counting what arrived above what it carried then,
 //!   [`FREED_SHOWN`] of a second's worth of it in all (more than a policer's bucket hides).
+//!   A viewer that sends most of its ceiling but brings less than [`WAIT_SHOWS`] of what the
+//!   link carried (audio, headers and an encoder under its target take their part: 0.8 of the
+//!   ceiling arrived at ~500 kbit/s, and the viewer waited there for good after the link was
+//!   freed) has the ceiling raised by [`EDGE_STEP`] after spotless windows, to
+//!   [`WAIT_AT_MOST`] of it at most.
 //!   The link was freed: the memory goes and the ceiling climbs by [`FAST_STEP`] (to
 //!   [`PAST_EDGE`] times what arrived at most) to `max-bitrate`, where it is lifted; a raise
 //!   that brings light loss there found the link's edge again (what arrived is what it
@@ -71,6 +76,19 @@ pub const FREED: f64 = 1.25;
 /// (a quarter of a second's worth here) lets a probe past the link through a while, and the
 /// link shows no loss until the bucket is empty.
 pub const FREED_SHOWN: f64 = 0.4;
+/// A viewer that brings at least this share of its ceiling sends most of it: what it sends is
+/// the ceiling less audio, headers and what its encoder keeps under its target (not a still
+/// picture, nor a lower rendition's top rate).
+pub const SENDS_MOST: f64 = 0.7;
+/// At the wait, what arrives is to come to at least this multiple of what the link carried
+/// (a viewer that fills [`FILLED`] of a ceiling at [`FREED`] brings 1.125)...
+pub const WAIT_SHOWS: f64 = 1.1;
+/// ...raised only after windows that lost at most this (a policer's bucket that begins to
+/// empty loses a packet or two first)...
+pub const SPOTLESS: f64 = 0.002;
+/// ...for which the ceiling goes at most this far above what the link carried (0.8 of the
+/// ceiling arrived at ~500 kbit/s: 1.375).
+pub const WAIT_AT_MOST: f64 = 1.45;
 /// Windows to wait after a raise was undone.
 pub const REST_WINDOWS: u32 = 2;
 /// Without a measure of what arrived, what got through is taken as at least this fraction of
@@ -210,6 +228,20 @@ impl LossCap {
                 self.carried = None;
                 self.shown = 0.0;
                 self.past_edge(cap, arrived_kbps, arrived_before)
+            }
+            // At the wait, a viewer that sends most of its ceiling but still brings less than
+            // the wait is to show: audio and headers take their share of the ceiling, and an
+            // encoder sends under its target (at ~500 kbit/s what arrived was 0.8 of the
+            // ceiling, no more than the link had carried: the wait showed nothing and the
+            // viewer stayed there after the link was freed). Raised in small steps until what
+            // arrives is [`WAIT_SHOWS`] times what the link carried.
+            Some(carried)
+                if loss <= SPOTLESS
+                    && arrived_kbps >= SENDS_MOST * cap
+                    && arrived_kbps < WAIT_SHOWS * carried
+                    && cap < WAIT_AT_MOST * carried =>
+            {
+                (cap * (1.0 + EDGE_STEP)).min(WAIT_AT_MOST * carried)
             }
             // Waiting for the link to show it carries more (a viewer that does not fill the
             // ceiling loses nothing by the wait: when it does, the windows show it).
@@ -433,6 +465,44 @@ mod tests {
         assert!(seen.iter().all(|(k, _, _)| *k <= 1125), "{seen:?}");
         assert!(seen.iter().any(|(_, loss, _)| *loss > 0), "{seen:?}");
         assert!(seen[10..].iter().all(|(k, _, _)| *k >= 750), "{seen:?}");
+    }
+
+    /// A viewer that brings 0.8 of its ceiling (audio and headers take their share, the
+    /// encoder sends under its target) behind a policer of `rate` with a quarter second of
+    /// bucket, for `limited` windows, then with the policer gone: the ceilings, losses and
+    /// the windows from the policer's going to a ceiling of 2,500 or none.
+    fn under_a_policer_then_free(rate: f64, limited: usize) -> (Vec<(u32, u32)>, Option<usize>) {
+        let mut p = Policer::new(rate, rate / 4.0);
+        let mut c = LossCap::new(8000);
+        let mut allowed = 2000;
+        let mut seen = vec![];
+        for i in 0..limited + 40 {
+            if i == limited {
+                p = Policer::new(100_000.0, 25_000.0);
+            }
+            let (loss, received) = p.window(allowed);
+            c.on_window(loss, allowed, Some(received));
+            seen.push((allowed, (loss * 100.0).round() as u32));
+            if i >= limited && c.cap().is_none_or(|k| k >= 2500) {
+                return (seen, Some(i - limited));
+            }
+            allowed = c.cap().unwrap_or(8000) * 8 / 10;
+        }
+        (seen, None)
+    }
+
+    #[test]
+    fn a_viewer_under_its_ceiling_still_shows_a_freed_link() {
+        for rate in [500.0, 1000.0] {
+            let (seen, back) = under_a_policer_then_free(rate, 40);
+            // Under the policer: probes bring light loss at most once settled, never a collapse.
+            assert!(
+                seen[10..40].iter().all(|(_, loss)| *loss <= 10),
+                "{rate}: {seen:?}"
+            );
+            // Freed: back at 2,500 within 12 windows (it stayed under the link's old rate).
+            assert!(back.is_some_and(|w| w <= 12), "{rate}: {back:?} {seen:?}");
+        }
     }
 
     #[test]
