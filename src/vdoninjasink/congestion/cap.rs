@@ -500,7 +500,8 @@ mod tests {
                 seen[10..40].iter().all(|(_, loss)| *loss <= 10),
                 "{rate}: {seen:?}"
             );
-            // Freed: back at 2,500 within 12 windows (it stayed under the link's old rate).
+            // Freed: back at 2,500 within 12 windows (the rule before never came back: what
+            // arrived at the wait was no more than what the link had carried).
             assert!(back.is_some_and(|w| w <= 12), "{rate}: {back:?} {seen:?}");
         }
     }
