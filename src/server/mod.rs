@@ -3,7 +3,7 @@
 //! A VDO.Ninja-compatible handshake server.
 //!
 //! [`hub`] holds its logic, sans I/O. [`serve`] wraps it in WebSocket I/O: one task owns the
-//! hub, one task per connection reads and writes frames ([`conn`]), channels connect them.
+//! hub, one task per connection reads and writes frames (`conn`), channels connect them.
 //! Used by the `vdoninja-server` binary and, in-process on `127.0.0.1:0`, by the tests.
 //!
 //! What one client may cost the others is bounded: past `max_connections` new clients are

@@ -9,7 +9,7 @@
 //!
 //! * [`timeline`]: sans-IO, where each decoded buffer goes in its file (silence, overlap);
 //! * [`writer`]: one file (`appsrc ! wavenc|flacenc ! filesink`);
-//! * [`input`]: one connection's decoded audio into its lane (an `appsink`);
+//! * `input`: one connection's decoded audio into its lane (an `appsink`);
 //! * `element`: the element's side (start, end, the manifest);
 //! * here: the lanes of a recording, and where each connection's samples go.
 
