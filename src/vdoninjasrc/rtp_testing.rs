@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MPL-2.0
 
-//! For tests of the receive path: real AV1 RTP packets, and pipelines fed with them.
+//! For tests of the receive path and the recorder: real AV1 RTP packets, and pipelines run to
+//! their end (fed or not).
 
 use gst::prelude::*;
 

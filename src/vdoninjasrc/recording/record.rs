@@ -323,33 +323,15 @@ fn keep_first_caps(mux_pad: &gst::Pad) {
 
 #[cfg(test)]
 mod tests {
+    use super::super::super::rtp_testing::run;
     use super::*;
-
-    /// Every sample `desc` brings to its `appsink name=out` (each wait bounded at 5 s).
-    fn samples_of(desc: &str) -> Vec<gst::Sample> {
-        let p = gst::parse::launch(desc)
-            .expect("pipeline parses")
-            .downcast::<gst::Pipeline>()
-            .expect("pipeline");
-        let out = p
-            .by_name("out")
-            .and_then(|e| e.downcast::<gst_app::AppSink>().ok())
-            .expect("appsink");
-        p.set_state(gst::State::Playing).expect("plays");
-        let samples =
-            std::iter::from_fn(|| out.try_pull_sample(gst::ClockTime::from_seconds(5))).collect();
-        let _ = p.set_state(gst::State::Null);
-        samples
-    }
 
     /// What `desc` (ending in `appsink name=out`) encodes, each buffer shifted by `start`,
     /// and the caps of the last.
     fn encoded(desc: &str, start: gst::ClockTime) -> (gst::Caps, Vec<gst::Buffer>) {
-        let samples = samples_of(desc);
-        let caps = samples.last().and_then(|s| s.caps_owned()).expect("caps");
-        let buffers = samples
-            .iter()
-            .filter_map(|s| s.buffer_owned())
+        let (caps, buffers, _) = run(desc, None);
+        let buffers = buffers
+            .into_iter()
             .map(|mut b| {
                 let m = b.make_mut();
                 m.set_pts(m.pts().map(|p| p + start));
@@ -357,7 +339,7 @@ mod tests {
                 b
             })
             .collect();
-        (caps, buffers)
+        (caps.expect("caps"), buffers)
     }
 
     /// H.264 access units (byte-stream) of 2 s of 320x240 video, a key frame a second.
@@ -425,11 +407,11 @@ mod tests {
     }
 
     fn frames_in(path: &std::path::Path) -> usize {
-        samples_of(&format!(
+        let desc = format!(
             "filesrc location={} ! qtdemux ! appsink name=out sync=false",
             path.display()
-        ))
-        .len()
+        );
+        run(&desc, None).1.len()
     }
 
     /// The participant's parser has not seen a key frame yet when the recording is hooked on,
@@ -480,10 +462,11 @@ mod tests {
             assert!(src.push_event(gst::event::Caps::new(&caps2)));
             push_all(src, &large);
         });
-        let decoded = samples_of(&format!(
+        let desc = format!(
             "filesrc location={} ! matroskademux ! av1dec ! appsink name=out sync=false",
             path.display()
-        ));
+        );
+        let decoded = run(&desc, None).1;
         assert_eq!(decoded.len(), small.len() + large.len(), "{path:?}");
     }
 }
